@@ -1,0 +1,54 @@
+#ifndef MP_INTERNAL_H
+#define MP_INTERNAL_H
+
+/* Declarations shared inside the library (mp__ prefix); never installed. */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "multiproc.h"
+
+#define MP__HIDDEN __attribute__((visibility("hidden")))
+#define MP__LIKELY(x) __builtin_expect(!!(x), 1)
+#define MP__UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define MP__CACHELINE 64
+
+/* Only impossible states come here: it prints file:line and aborts. */
+_Noreturn void mp__fatal(const char *file, int line, const char *what);
+#define MP__FATAL(what) mp__fatal(__FILE__, __LINE__, (what))
+
+/* Identity of the calling thread, cached (gettid is a system call, and
+ * system calls cost a microsecond on the VMs we run on).  The cache is reset
+ * in the child of every fork(). */
+pid_t mp__tid(void);
+
+/* The start time of task `tid` (clock ticks since boot, /proc stat field 22)
+ * or 0 when it is gone.  Together with the tid it names a task for good:
+ * a recycled tid has a later start time. */
+uint64_t mp__task_start(pid_t tid);
+
+/* The calling thread's own start time, cached like mp__tid(). */
+uint64_t mp__self_start(void);
+
+/* Whether task `tid` still runs: false when it is gone, a zombie, or its
+ * tid now names a younger task than the one that started at `start` (when
+ * start is not 0). */
+bool mp__task_alive(pid_t tid, uint64_t start);
+
+/* The shared arena exists once this returns 0; process.c calls it before
+ * every fork so that children share it. */
+int mp__arena_ensure(void);
+
+/* For tests: the arena's lock, and how often its free lists were rebuilt
+ * after a process died holding it. */
+mp_lock *mp__arena_lock(void);
+uint64_t mp__arena_rebuilds(void);
+
+/* Hooks run in the child after fork() (registered once by self.c). */
+void mp__process_atfork_child(void);
+
+/* A lock's word: owner tid plus a waiters bit (see lock.c).  Internal
+ * modules that need the owner-death semantics embed an mp_lock. */
+
+#endif

@@ -1,0 +1,365 @@
+/*
+ * Processes: fork, a pidfd for waiting, waitid for the status.
+ *
+ * Each started, unreaped child sits in a process-local registry (a list
+ * under a mutex), so active_children can report it and so a handle freed
+ * while its child runs does not leave a zombie: the freed handle stays in
+ * the registry, marked orphaned, and is reaped and released by the next
+ * start or active_children once the child has ended.
+ *
+ * The pid is safe to signal and wait for until we reap it: an unreaped
+ * child's pid is never recycled.  After the reap only the stored exit code
+ * is used.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "internal.h"
+
+struct mp_process {
+	int (*target)(void *arg);
+	void *arg;
+	char *name;
+	bool daemon;
+	bool started;
+	bool reaped;
+	bool orphaned; /* freed by its owner while the child ran */
+	unsigned number; /* N of the default name "Process-N" */
+	pid_t pid;
+	int pidfd;
+	int exitcode;
+	struct mp_process *prev, *next; /* registry, while unreaped */
+};
+
+static pthread_mutex_t registry_mutex = PTHREAD_MUTEX_INITIALIZER;
+static struct mp_process *registry;
+static unsigned children_made;   /* for default names */
+static char identity[96] = "";   /* "" in the main process, "1:2" deeper */
+static const char *self_name = "MainProcess";
+
+static void registry_add(struct mp_process *p)
+{
+	p->prev = NULL;
+	p->next = registry;
+	if (registry)
+		registry->prev = p;
+	registry = p;
+}
+
+static void registry_remove(struct mp_process *p)
+{
+	if (p->prev)
+		p->prev->next = p->next;
+	else
+		registry = p->next;
+	if (p->next)
+		p->next->prev = p->prev;
+	p->prev = p->next = NULL;
+}
+
+void mp__process_atfork_child(void)
+{
+	/* The parent's children are not ours: drop their pidfds here. */
+	for (struct mp_process *p = registry; p; p = p->next)
+		if (p->pidfd >= 0)
+			close(p->pidfd);
+	registry = NULL;
+	pthread_mutex_init(&registry_mutex, NULL);
+}
+
+mp_process *mp_process_new(int (*target)(void *arg), void *arg)
+{
+	if (!target) {
+		errno = EINVAL;
+		return NULL;
+	}
+	mp_process *p = calloc(1, sizeof(*p));
+	if (!p)
+		return NULL;
+	pthread_mutex_lock(&registry_mutex);
+	unsigned n = ++children_made;
+	pthread_mutex_unlock(&registry_mutex);
+	char name[160];
+	snprintf(name, sizeof(name), "Process-%s%s%u", identity,
+		 identity[0] ? ":" : "", n);
+	p->name = strdup(name);
+	if (!p->name) {
+		free(p);
+		return NULL;
+	}
+	p->target = target;
+	p->arg = arg;
+	p->number = n;
+	p->pidfd = -1;
+	p->exitcode = MP_EXITCODE_NONE;
+	return p;
+}
+
+int mp_process_set_name(mp_process *p, const char *name)
+{
+	if (!p || !name)
+		return -EINVAL;
+	if (p->started)
+		return MP_ESTATE;
+	char *copy = strdup(name);
+	if (!copy)
+		return -ENOMEM;
+	free(p->name);
+	p->name = copy;
+	return 0;
+}
+
+const char *mp_process_name(const mp_process *p)
+{
+	return p ? p->name : NULL;
+}
+
+int mp_process_set_daemon(mp_process *p, bool daemon)
+{
+	if (!p)
+		return -EINVAL;
+	if (p->started)
+		return MP_ESTATE;
+	p->daemon = daemon;
+	return 0;
+}
+
+bool mp_process_daemon(const mp_process *p)
+{
+	return p && p->daemon;
+}
+
+/* Record how the child ended.  `info` from waitid, or NULL when someone
+ * else reaped it (ECHILD): then its status is lost. */
+static void set_reaped(struct mp_process *p, const siginfo_t *info)
+{
+	if (info) {
+		if (info->si_code == CLD_EXITED)
+			p->exitcode = info->si_status;
+		else
+			p->exitcode = -info->si_status;
+	}
+	p->reaped = true;
+	registry_remove(p);
+}
+
+/* Reap p if it has ended.  Return: true when it has. Registry locked. */
+static bool try_reap(struct mp_process *p, bool block)
+{
+	siginfo_t info;
+
+	if (p->reaped)
+		return true;
+	memset(&info, 0, sizeof(info));
+	int flags = WEXITED | (block ? 0 : WNOHANG);
+	int r;
+	do
+		r = waitid(P_PID, (id_t)p->pid, &info, flags);
+	while (r < 0 && errno == EINTR);
+	if (r < 0) {
+		set_reaped(p, NULL);
+		return true;
+	}
+	if (info.si_pid == 0)
+		return false;
+	set_reaped(p, &info);
+	return true;
+}
+
+static void release(struct mp_process *p)
+{
+	if (p->pidfd >= 0)
+		close(p->pidfd);
+	free(p->name);
+	free(p);
+}
+
+/* Reap and release children whose handles were freed.  Registry locked. */
+static void reap_orphans(void)
+{
+	struct mp_process *next;
+
+	for (struct mp_process *p = registry; p; p = next) {
+		next = p->next;
+		if (p->orphaned && try_reap(p, false))
+			release(p);
+	}
+}
+
+static _Noreturn void run_child(struct mp_process *p, pid_t parent)
+{
+	if (p->daemon) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		/* The parent may have died before prctl took effect. */
+		if (getppid() != parent)
+			_exit(1);
+	}
+	char id[sizeof(identity) + 16];
+	int len = snprintf(id, sizeof(id), "%s%s%u", identity,
+			   identity[0] ? ":" : "", p->number);
+	if (len > 0 && (size_t)len < sizeof(identity))
+		memcpy(identity, id, (size_t)len + 1);
+	children_made = 0;
+	self_name = p->name;
+	int rc = p->target(p->arg);
+	fflush(NULL);
+	_exit(rc & 0xff);
+}
+
+int mp_process_start(mp_process *p)
+{
+	if (!p)
+		return -EINVAL;
+	if (p->started)
+		return MP_ESTATE;
+	int r = mp__arena_ensure();
+	if (r)
+		return r;
+	pid_t parent = getpid();
+	fflush(NULL);
+	pthread_mutex_lock(&registry_mutex);
+	reap_orphans();
+	pid_t pid = fork();
+	if (pid < 0) {
+		r = -errno;
+		pthread_mutex_unlock(&registry_mutex);
+		return r;
+	}
+	if (pid == 0)
+		run_child(p, parent);
+	int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (fd < 0) {
+		r = -errno;
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		pthread_mutex_unlock(&registry_mutex);
+		return r;
+	}
+	p->pid = pid;
+	p->pidfd = fd;
+	p->started = true;
+	registry_add(p);
+	pthread_mutex_unlock(&registry_mutex);
+	return 0;
+}
+
+int mp_process_join(mp_process *p, double timeout_s)
+{
+	if (!p)
+		return -EINVAL;
+	if (!p->started)
+		return MP_ESTATE;
+	mp__deadline deadline = mp__deadline_in(timeout_s);
+	while (!p->reaped) {
+		struct pollfd pfd = {.fd = p->pidfd, .events = POLLIN};
+		int r = poll(&pfd, 1, mp__remaining_ms(deadline));
+		if (r > 0) {
+			pthread_mutex_lock(&registry_mutex);
+			try_reap(p, true);
+			pthread_mutex_unlock(&registry_mutex);
+		} else if (r == 0 || mp__remaining_ns(deadline) == 0) {
+			return -ETIMEDOUT;
+		}
+	}
+	return 0;
+}
+
+bool mp_process_is_alive(mp_process *p)
+{
+	if (!p || !p->started || p->reaped)
+		return false;
+	pthread_mutex_lock(&registry_mutex);
+	bool ended = try_reap(p, false);
+	pthread_mutex_unlock(&registry_mutex);
+	return !ended;
+}
+
+int mp_process_exitcode(const mp_process *p)
+{
+	return p ? p->exitcode : MP_EXITCODE_NONE;
+}
+
+pid_t mp_process_pid(const mp_process *p)
+{
+	return p && p->started ? p->pid : 0;
+}
+
+int mp_process_sentinel(const mp_process *p)
+{
+	return p ? p->pidfd : -1;
+}
+
+static int send_signal(mp_process *p, int sig)
+{
+	if (!p)
+		return -EINVAL;
+	if (!p->started)
+		return MP_ESTATE;
+	if (p->reaped)
+		return 0;
+	return kill(p->pid, sig) ? -errno : 0;
+}
+
+int mp_process_terminate(mp_process *p)
+{
+	return send_signal(p, SIGTERM);
+}
+
+int mp_process_kill(mp_process *p)
+{
+	return send_signal(p, SIGKILL);
+}
+
+void mp_process_free(mp_process *p)
+{
+	if (!p)
+		return;
+	pthread_mutex_lock(&registry_mutex);
+	bool running = p->started && !try_reap(p, false);
+	if (running)
+		p->orphaned = true;
+	pthread_mutex_unlock(&registry_mutex);
+	if (!running)
+		release(p);
+}
+
+int mp_active_children(mp_process **out, int cap)
+{
+	if (!out && cap > 0)
+		return -EINVAL;
+	int n = 0;
+	int filled = 0;
+	pthread_mutex_lock(&registry_mutex);
+	reap_orphans();
+	struct mp_process *next;
+	for (struct mp_process *p = registry; p; p = next) {
+		next = p->next;
+		if (try_reap(p, false))
+			continue;
+		n++;
+		if (!p->orphaned && filled < cap)
+			out[filled++] = p;
+	}
+	pthread_mutex_unlock(&registry_mutex);
+	return n;
+}
+
+const char *mp_current_process_name(void)
+{
+	return self_name;
+}
+
+pid_t mp_parent_pid(void)
+{
+	return getppid();
+}

@@ -1,0 +1,120 @@
+/* Named shared memory segments. */
+#include <sys/stat.h>
+
+#include "test.h"
+
+static void unique(char *buf, size_t n, const char *what)
+{
+	snprintf(buf, n, "mp-test-%s-%d", what, (int)getpid());
+}
+
+TEST(shm_bad_input)
+{
+	errno = 0;
+	ASSERT(mp_shm_create("a/b", 10) == NULL);
+	ASSERT_EQ(errno, EINVAL);
+	ASSERT(mp_shm_create("", 10) == NULL);
+	ASSERT_EQ(errno, EINVAL);
+	ASSERT(mp_shm_create("x", 0) == NULL);
+	ASSERT_EQ(errno, EINVAL);
+	ASSERT(mp_shm_attach(NULL) == NULL);
+	ASSERT_EQ(errno, EINVAL);
+	char longname[300];
+	memset(longname, 'a', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = '\0';
+	ASSERT(mp_shm_create(longname, 10) == NULL);
+	ASSERT_EQ(errno, EINVAL);
+	ASSERT_ERR(mp_shm_detach(NULL), -EINVAL);
+	ASSERT_ERR(mp_shm_unlink("a/b"), -EINVAL);
+	ASSERT(mp_shm_addr(NULL) == NULL);
+	ASSERT_EQ(mp_shm_size(NULL), 0);
+}
+
+TEST(shm_create_attach_exclusive)
+{
+	char name[64];
+	unique(name, sizeof(name), "excl");
+	mp_shm *a = mp_shm_create(name, 1000);
+	ASSERT_NOT_NULL(a);
+	ASSERT_EQ(mp_shm_size(a), 1000);
+	ASSERT_EQ(mp_shm_name(a)[0], '/');
+	ASSERT(strcmp(mp_shm_name(a) + 1, name) == 0);
+	unsigned char *p = mp_shm_addr(a);
+	for (int i = 0; i < 1000; i++)
+		ASSERT_EQ(p[i], 0);
+	/* 0600, as Python's SharedMemory. */
+	char path[128];
+	struct stat st;
+	snprintf(path, sizeof(path), "/dev/shm/%s", name);
+	ASSERT_OK(stat(path, &st));
+	ASSERT_EQ(st.st_mode & 0777, 0600);
+	errno = 0;
+	ASSERT(mp_shm_create(name, 1000) == NULL);
+	ASSERT_EQ(errno, EEXIST);
+	mp_shm *b = mp_shm_attach(mp_shm_name(a)); /* with the slash too */
+	ASSERT_NOT_NULL(b);
+	ASSERT_EQ(mp_shm_size(b), 1000);
+	strcpy(mp_shm_addr(a), "shared");
+	ASSERT(strcmp(mp_shm_addr(b), "shared") == 0);
+	ASSERT_OK(mp_shm_unlink(name));
+	ASSERT_ERR(mp_shm_unlink(name), -ENOENT);
+	errno = 0;
+	ASSERT(mp_shm_attach(name) == NULL);
+	ASSERT_EQ(errno, ENOENT);
+	/* Unlinked, yet the mappings stay. */
+	ASSERT(strcmp(mp_shm_addr(b), "shared") == 0);
+	ASSERT_OK(mp_shm_detach(b));
+	ASSERT_OK(mp_shm_detach(a));
+}
+
+TEST(shm_fresh_names_are_unique)
+{
+	mp_shm *a = mp_shm_create(NULL, 64);
+	mp_shm *b = mp_shm_create(NULL, 64);
+	ASSERT_NOT_NULL(a);
+	ASSERT_NOT_NULL(b);
+	ASSERT(strcmp(mp_shm_name(a), mp_shm_name(b)) != 0);
+	ASSERT_OK(mp_shm_unlink(mp_shm_name(a)));
+	ASSERT_OK(mp_shm_unlink(mp_shm_name(b)));
+	ASSERT_OK(mp_shm_detach(a));
+	ASSERT_OK(mp_shm_detach(b));
+}
+
+/* Run as `test-shm --helper NAME`: an unrelated program (exec'ed) attaches
+ * the segment, checks the parent's bytes, answers in the same memory. */
+int test_helper(int argc, char **argv)
+{
+	if (argc != 1)
+		return 2;
+	mp_shm *s = mp_shm_attach(argv[0]);
+	if (!s)
+		return 3;
+	char *p = mp_shm_addr(s);
+	if (strcmp(p, "ping") != 0)
+		return 4;
+	strcpy(p + 100, "pong");
+	mp_shm_detach(s);
+	return 0;
+}
+
+TEST(shm_across_exec)
+{
+	char name[64];
+	unique(name, sizeof(name), "exec");
+	mp_shm *s = mp_shm_create(name, 4096);
+	ASSERT_NOT_NULL(s);
+	strcpy(mp_shm_addr(s), "ping");
+	pid_t pid = fork();
+	if (pid == 0) {
+		execl("/proc/self/exe", "test-shm", "--helper", name,
+		      (char *)NULL);
+		_exit(127);
+	}
+	ASSERT_EQ(test_wait(pid), 0);
+	ASSERT(strcmp((char *)mp_shm_addr(s) + 100, "pong") == 0);
+	ASSERT_OK(mp_shm_unlink(name));
+	ASSERT_OK(mp_shm_detach(s));
+}
+
+TEST_MAIN(T(shm_bad_input), T(shm_create_attach_exclusive),
+	  T(shm_fresh_names_are_unique), T(shm_across_exec))
