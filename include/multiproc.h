@@ -12,5 +12,7 @@
 #include "multiproc/shm.h"
 #include "multiproc/process.h"
 #include "multiproc/sync.h"
+#include "multiproc/queue.h"
+#include "multiproc/pool.h"
 
 #endif

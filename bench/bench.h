@@ -1,0 +1,63 @@
+#ifndef MP_BENCH_H
+#define MP_BENCH_H
+
+/*
+ * What every benchmark shares.  Machines here are shared and noisy, so a
+ * benchmark runs its peers in the same run and reports ratios.
+ *
+ * bench_row() prints one measurement as a Markdown table row and, when
+ * MP_BENCH_CSV names a file, appends "bench,scenario,impl,value,unit" to it
+ * for scripts/bench.sh to chart.  bench_ratio() prints how we compare.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+static inline double bench_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static inline void bench_header(const char *bench, const char *what)
+{
+	printf("\n### %s: %s\n\n", bench, what);
+	printf("| scenario | implementation | value | unit |\n");
+	printf("| --- | --- | ---: | --- |\n");
+	fflush(stdout);
+}
+
+static inline void bench_row(const char *bench, const char *scenario,
+			     const char *impl, double value, const char *unit)
+{
+	printf("| %s | %s | %.4g | %s |\n", scenario, impl, value, unit);
+	fflush(stdout);
+	const char *csv = getenv("MP_BENCH_CSV");
+	if (csv && *csv) {
+		FILE *f = fopen(csv, "a");
+		if (f) {
+			fprintf(f, "%s,%s,%s,%.6g,%s\n", bench, scenario, impl,
+				value, unit);
+			fclose(f);
+		}
+	}
+}
+
+/* "ours is RATIO x the peer" where more is better for us. */
+static inline void bench_ratio(const char *scenario, const char *ours,
+			       const char *peer, double ratio)
+{
+	printf("| %s | **%s vs %s** | **%.2fx** | ratio |\n", scenario, ours,
+	       peer, ratio);
+	fflush(stdout);
+}
+
+/* Whether python3 can run multiprocessing here (a peer when present). */
+static inline int bench_have_python(void)
+{
+	return system("python3 -c 'import multiprocessing' >/dev/null 2>&1") ==
+	       0;
+}
+
+#endif

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Run every benchmark (bench/bench-* programs and bench/*.sh scripts) with
+# its peers; write bench/results.md (tables) and bench/results.svg (chart).
+set -uo pipefail
+build=${1:-build}
+here=$(cd "$(dirname "$0")/.." && pwd)
+out=$here/bench/results.md
+csv=$(mktemp)
+export MP_BENCH_CSV=$csv
+
+{
+	echo "# Benchmark results"
+	echo
+	echo "Measured $(date -u +%Y-%m-%d) on $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'))," \
+	     "Linux $(uname -r). Ratios are ours over the peer's, measured in the same run."
+} >"$out"
+for b in "$build"/bench/bench-*; do
+	[ -x "$b" ] || continue
+	echo "running $(basename "$b")" >&2
+	"$b" | tee -a "$out"
+done
+for s in "$here"/bench/*.sh; do
+	[ -x "$s" ] || continue
+	echo "running $(basename "$s")" >&2
+	"$s" "$build" | tee -a "$out"
+done
+if command -v gnuplot >/dev/null && [ -s "$csv" ]; then
+	"$here/scripts/bench-chart.sh" "$csv" "$here/bench/results.svg"
+fi
+rm -f "$csv"
+echo "wrote $out" >&2
