@@ -9,15 +9,19 @@
  *
  * The pid is safe to signal and wait for until we reap it: an unreaped
  * child's pid is never recycled.  After the reap only the stored exit code
- * is used.
+ * is used.  For the same reason the pidfd can be opened lazily, only when a
+ * timed join or the sentinel needs one: most joins wait forever, and those
+ * block in waitid(WNOWAIT) with no pidfd and without the registry mutex.
  */
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -34,7 +38,7 @@ struct mp_process {
 	bool started;
 	bool reaped;
 	bool orphaned; /* freed by its owner while the child ran */
-	unsigned number; /* N of the default name "Process-N" */
+	char *ident; /* "1:2": the child's own prefix for its children */
 	pid_t pid;
 	int pidfd;
 	int exitcode;
@@ -43,8 +47,8 @@ struct mp_process {
 
 static pthread_mutex_t registry_mutex = PTHREAD_MUTEX_INITIALIZER;
 static struct mp_process *registry;
-static unsigned children_made;   /* for default names */
-static char identity[96] = "";   /* "" in the main process, "1:2" deeper */
+static unsigned children_made;      /* for default names */
+static const char *identity = "";   /* "" in the main process, "1:2" deeper */
 static const char *self_name = "MainProcess";
 
 static void registry_add(struct mp_process *p)
@@ -89,17 +93,18 @@ mp_process *mp_process_new(int (*target)(void *arg), void *arg)
 	pthread_mutex_lock(&registry_mutex);
 	unsigned n = ++children_made;
 	pthread_mutex_unlock(&registry_mutex);
-	char name[160];
-	snprintf(name, sizeof(name), "Process-%s%s%u", identity,
-		 identity[0] ? ":" : "", n);
-	p->name = strdup(name);
-	if (!p->name) {
+	if (asprintf(&p->ident, "%s%s%u", identity, identity[0] ? ":" : "",
+		     n) < 0) {
+		free(p);
+		return NULL;
+	}
+	if (asprintf(&p->name, "Process-%s", p->ident) < 0) {
+		free(p->ident);
 		free(p);
 		return NULL;
 	}
 	p->target = target;
 	p->arg = arg;
-	p->number = n;
 	p->pidfd = -1;
 	p->exitcode = MP_EXITCODE_NONE;
 	return p;
@@ -154,17 +159,16 @@ static void set_reaped(struct mp_process *p, const siginfo_t *info)
 }
 
 /* Reap p if it has ended.  Return: true when it has. Registry locked. */
-static bool try_reap(struct mp_process *p, bool block)
+static bool try_reap(struct mp_process *p)
 {
 	siginfo_t info;
 
 	if (p->reaped)
 		return true;
 	memset(&info, 0, sizeof(info));
-	int flags = WEXITED | (block ? 0 : WNOHANG);
 	int r;
 	do
-		r = waitid(P_PID, (id_t)p->pid, &info, flags);
+		r = waitid(P_PID, (id_t)p->pid, &info, WEXITED | WNOHANG);
 	while (r < 0 && errno == EINTR);
 	if (r < 0) {
 		set_reaped(p, NULL);
@@ -181,6 +185,7 @@ static void release(struct mp_process *p)
 	if (p->pidfd >= 0)
 		close(p->pidfd);
 	free(p->name);
+	free(p->ident);
 	free(p);
 }
 
@@ -191,9 +196,24 @@ static void reap_orphans(void)
 
 	for (struct mp_process *p = registry; p; p = next) {
 		next = p->next;
-		if (p->orphaned && try_reap(p, false))
+		if (p->orphaned && try_reap(p))
 			release(p);
 	}
+}
+
+/*
+ * Flush stdout and stderr if they hold output, as Python does around its
+ * children.  Not fflush(NULL): it locks every FILE, and every page it
+ * writes while a child runs is copied (copy-on-write), a fault each.  Other
+ * streams are the caller's to flush; a child leaves with _exit, so it never
+ * writes out a copy of its parent's buffers.
+ */
+static void flush_std(void)
+{
+	if (__fpending(stdout))
+		fflush(stdout);
+	if (__fpending(stderr))
+		fflush(stderr);
 }
 
 static _Noreturn void run_child(struct mp_process *p, pid_t parent)
@@ -204,15 +224,11 @@ static _Noreturn void run_child(struct mp_process *p, pid_t parent)
 		if (getppid() != parent)
 			_exit(1);
 	}
-	char id[sizeof(identity) + 16];
-	int len = snprintf(id, sizeof(id), "%s%s%u", identity,
-			   identity[0] ? ":" : "", p->number);
-	if (len > 0 && (size_t)len < sizeof(identity))
-		memcpy(identity, id, (size_t)len + 1);
-	children_made = 0;
+	identity = p->ident;
 	self_name = p->name;
+	children_made = 0;
 	int rc = p->target(p->arg);
-	fflush(NULL);
+	flush_std();
 	_exit(rc & 0xff);
 }
 
@@ -226,29 +242,24 @@ int mp_process_start(mp_process *p)
 	if (r)
 		return r;
 	pid_t parent = getpid();
-	fflush(NULL);
+	flush_std();
 	pthread_mutex_lock(&registry_mutex);
 	reap_orphans();
+	/* Write what we can before the fork: a page we write while the
+	 * child runs is copied (copy-on-write), at a few microseconds each. */
+	p->started = true;
+	registry_add(p);
 	pid_t pid = fork();
 	if (pid < 0) {
 		r = -errno;
+		p->started = false;
+		registry_remove(p);
 		pthread_mutex_unlock(&registry_mutex);
 		return r;
 	}
 	if (pid == 0)
 		run_child(p, parent);
-	int fd = (int)syscall(SYS_pidfd_open, pid, 0);
-	if (fd < 0) {
-		r = -errno;
-		kill(pid, SIGKILL);
-		waitpid(pid, NULL, 0);
-		pthread_mutex_unlock(&registry_mutex);
-		return r;
-	}
 	p->pid = pid;
-	p->pidfd = fd;
-	p->started = true;
-	registry_add(p);
 	pthread_mutex_unlock(&registry_mutex);
 	return 0;
 }
@@ -259,18 +270,29 @@ int mp_process_join(mp_process *p, double timeout_s)
 		return -EINVAL;
 	if (!p->started)
 		return MP_ESTATE;
+	if (p->reaped)
+		return 0;
 	mp__deadline deadline = mp__deadline_in(timeout_s);
-	while (!p->reaped) {
-		struct pollfd pfd = {.fd = p->pidfd, .events = POLLIN};
-		int r = poll(&pfd, 1, mp__remaining_ms(deadline));
-		if (r > 0) {
-			pthread_mutex_lock(&registry_mutex);
-			try_reap(p, true);
-			pthread_mutex_unlock(&registry_mutex);
-		} else if (r == 0 || mp__remaining_ns(deadline) == 0) {
+	if (deadline == MP__NEVER) {
+		siginfo_t info;
+		while (waitid(P_PID, (id_t)p->pid, &info,
+			      WEXITED | WNOWAIT) < 0 && errno == EINTR)
+			;
+	} else {
+		int fd = mp_process_sentinel(p);
+		if (fd < 0)
+			return -errno;
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+		int r;
+		while ((r = poll(&pfd, 1, mp__remaining_ms(deadline))) < 0 &&
+		       errno == EINTR)
+			;
+		if (r == 0)
 			return -ETIMEDOUT;
-		}
 	}
+	pthread_mutex_lock(&registry_mutex);
+	try_reap(p);
+	pthread_mutex_unlock(&registry_mutex);
 	return 0;
 }
 
@@ -279,7 +301,7 @@ bool mp_process_is_alive(mp_process *p)
 	if (!p || !p->started || p->reaped)
 		return false;
 	pthread_mutex_lock(&registry_mutex);
-	bool ended = try_reap(p, false);
+	bool ended = try_reap(p);
 	pthread_mutex_unlock(&registry_mutex);
 	return !ended;
 }
@@ -294,9 +316,20 @@ pid_t mp_process_pid(const mp_process *p)
 	return p && p->started ? p->pid : 0;
 }
 
-int mp_process_sentinel(const mp_process *p)
+int mp_process_sentinel(mp_process *p)
 {
-	return p ? p->pidfd : -1;
+	if (!p || !p->started)
+		return -1;
+	if (p->pidfd < 0) {
+		/* Safe after the reap too: then the pid may name another
+		 * process, so hand out a descriptor that is readable at
+		 * once instead. */
+		if (p->reaped)
+			p->pidfd = eventfd(1, EFD_CLOEXEC);
+		else
+			p->pidfd = (int)syscall(SYS_pidfd_open, p->pid, 0);
+	}
+	return p->pidfd;
 }
 
 static int send_signal(mp_process *p, int sig)
@@ -325,7 +358,7 @@ void mp_process_free(mp_process *p)
 	if (!p)
 		return;
 	pthread_mutex_lock(&registry_mutex);
-	bool running = p->started && !try_reap(p, false);
+	bool running = p->started && !try_reap(p);
 	if (running)
 		p->orphaned = true;
 	pthread_mutex_unlock(&registry_mutex);
@@ -344,7 +377,7 @@ int mp_active_children(mp_process **out, int cap)
 	struct mp_process *next;
 	for (struct mp_process *p = registry; p; p = next) {
 		next = p->next;
-		if (try_reap(p, false))
+		if (try_reap(p))
 			continue;
 		n++;
 		if (!p->orphaned && filled < cap)

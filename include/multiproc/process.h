@@ -42,9 +42,11 @@ MP_EXTERN const char *mp_process_name(const mp_process *p);
 MP_EXTERN int mp_process_set_daemon(mp_process *p, bool daemon);
 MP_EXTERN bool mp_process_daemon(const mp_process *p);
 
-/* Fork and run the target in the child.  stdio is flushed first so nothing
- * is printed twice; the child flushes it again when the target returns and
- * leaves with _exit(), so the parent's atexit handlers do not run twice.
+/* Fork and run the target in the child.  stdout and stderr are flushed
+ * first so nothing is printed twice; the child flushes them again when the
+ * target returns and leaves with _exit(), so the parent's atexit handlers
+ * do not run twice and copies of other streams' buffers are never written
+ * (as in Python: flush or close other FILEs in the target yourself).
  * Return: 0, -EINVAL (NULL), MP_ESTATE (already started), or -errno of
  * fork/pidfd_open (-EAGAIN, -ENOMEM). */
 MP_EXTERN int mp_process_start(mp_process *p);
@@ -66,8 +68,10 @@ MP_EXTERN int mp_process_exitcode(const mp_process *p);
 MP_EXTERN pid_t mp_process_pid(const mp_process *p);
 
 /* A file descriptor that polls readable once the process has ended (its
- * pidfd, Python's sentinel); -1 before start.  Owned by the handle. */
-MP_EXTERN int mp_process_sentinel(const mp_process *p);
+ * pidfd, Python's sentinel), opened on first use; -1 before start (or with
+ * errno set if it could not be opened).  Owned by the handle: do not close
+ * it.  Wait on several processes at once with poll(2) on their sentinels. */
+MP_EXTERN int mp_process_sentinel(mp_process *p);
 
 /* Send SIGTERM / SIGKILL.  Return: 0, also when the process already ended;
  * -EINVAL (NULL); MP_ESTATE (never started). */
