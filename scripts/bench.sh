@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run every benchmark (bench/bench-* programs and bench/*.sh scripts) with
-# its peers; write bench/results.md (tables) and bench/results.svg (chart).
+# its peers; write bench/results.md (tables) and bench/results.{svg,png}
+# (a chart of the ratios).
 set -uo pipefail
 build=${1:-build}
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -25,7 +26,7 @@ for s in "$here"/bench/*.sh; do
 	"$s" "$build" | tee -a "$out"
 done
 if command -v gnuplot >/dev/null && [ -s "$csv" ]; then
-	"$here/scripts/bench-chart.sh" "$csv" "$here/bench/results.svg"
+	"$here/scripts/bench-chart.sh" "$csv" "$here/bench/results"
 fi
 rm -f "$csv"
 echo "wrote $out" >&2
