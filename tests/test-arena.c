@@ -54,7 +54,7 @@ TEST(arena_fills_then_coalesces)
 	ASSERT_OK(mp_shared_set_size(1 << 20));
 	size_t cap = mp_shared_capacity();
 	size_t n = cap / 64;
-	void **ptrs = malloc(n * sizeof(*ptrs));
+	void **ptrs = malloc((n + 1) * sizeof(*ptrs)); /* + the NULL */
 	size_t got = 0;
 	while ((ptrs[got] = mp_shared_alloc(64)) != NULL)
 		got++;
