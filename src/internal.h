@@ -51,4 +51,16 @@ void mp__process_atfork_child(void);
 /* A lock's word: owner tid plus a waiters bit (see lock.c).  Internal
  * modules that need the owner-death semantics embed an mp_lock. */
 
+/* Whether l is an initialized lock. */
+bool mp__lock_is_valid(mp_lock *l);
+
+/* Whether the calling thread holds l (false when l is not valid).  Only
+ * the answer "true" is stable: the holder alone can change it. */
+bool mp__lock_is_mine(mp_lock *l);
+
+/* For tests of queue.c: take the producer (side 0) or consumer (side 1)
+ * lock of a queue and return holding it, as a process killed inside a put
+ * or get would; with side 0 also scribble a half record past the tail. */
+int mp__queue_test_hold(mp_queue *q, int side);
+
 #endif

@@ -195,3 +195,17 @@ int mp_lock_release(mp_lock *l)
 		mp__futex_wake(&s->word, 1);
 	return 0;
 }
+
+bool mp__lock_is_valid(mp_lock *l)
+{
+	return l && shared(l)->magic == LOCK_MAGIC;
+}
+
+bool mp__lock_is_mine(mp_lock *l)
+{
+	if (!mp__lock_is_valid(l))
+		return false;
+	uint32_t w = atomic_load_explicit(&shared(l)->word,
+					  memory_order_relaxed);
+	return (w & TID_MASK) == (uint32_t)mp__tid();
+}
