@@ -1,0 +1,738 @@
+/*
+ * Queue: a byte ring in shared memory, two robust side locks, futex events.
+ *
+ * Layout (struct queue_shared, then the ring):
+ *   line 0  constants: magic, ring size R (a power of two), ring offset
+ *   line 1  producer side: pword, powner_start, tail, head_cache, nput
+ *   line 2  consumer side: cword, cowner_start, head, tail_cache, nget
+ *   line 3  data_event, space_event, unfinished (joinable)
+ *   ring    R bytes; head and tail are byte counts that only grow, the
+ *           index is pos & (R - 1).  A record is an 8-byte header (the
+ *           length) and the message, padded to 8, wrapping around the end
+ *           of the ring if need be (a header never straddles it).
+ *
+ * Producers serialize on pword, consumers on cword: the queue is an SPSC
+ * ring between "the producer holding pword" and "the consumer holding
+ * cword", so in the 1:1 case neither lock is ever contended and each stays
+ * in its own core's cache; head_cache/tail_cache spare most reads of the
+ * other side's line.  Per operation: one CAS to lock, the copy, a release
+ * store of tail (or head), one CAS to unlock.
+ *
+ * The side words (32 bits, futexes):
+ *   bits 0-28  TID      the holder's thread id, 0 when unlocked
+ *   bit 29     CLOSED   (pword only) no more puts
+ *   bit 30     LOCKWAIT someone may sleep on this word for the lock
+ *   bit 31     PEER     someone of the OTHER side sleeps on its event:
+ *                       consumers set it in pword (waiting for data),
+ *                       producers in cword (waiting for room)
+ * The unlock is a CAS on the word, so it reads PEER atomically with giving
+ * up the lock: a waiter that sets PEER (an RMW) either comes before the
+ * unlock, and the unlocker sees it and wakes, or after it, and then its RMW
+ * synchronizes with the unlock and its re-check sees the new tail.  So no
+ * fence on the fast path and no lost wake-up.  Waiters sleep on
+ * data_event/space_event, read BEFORE they set PEER: an unlock in between
+ * bumps the event and the futex wait returns at once (the ck_ec lesson).
+ *
+ * Faults: a holder's thread id and start time name it; a waiter that slept
+ * a slice (SLICE_NS) checks whether the holder lives and, if not, clears
+ * the holder with a CAS from the exact word it saw.  Every state inside a
+ * critical section is consistent: a put publishes its record with a single
+ * store of tail after writing it (a dead producer's half record is simply
+ * overwritten), a get moves head with a single store after copying (a dead
+ * consumer's message is still at head for the next one).  Waiters hold
+ * nothing, so their death only costs a spurious wake-up.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "futex.h"
+#include "internal.h"
+
+#define QUEUE_MAGIC 0x51554555u /* "QUEU" */
+#define QUEUE_LAYOUT 1
+#define F_JOINABLE 1u
+
+#define TID 0x1fffffffu
+#define CLOSED 0x20000000u
+#define LOCKWAIT 0x40000000u
+#define PEER 0x80000000u
+
+#define JOINWAIT 0x80000000u
+#define HDR 8u
+#define MIN_RING 64u
+#define MAX_RING ((uint64_t)1 << 30)
+#define SPINS 200
+#define LOCK_SPINS 100
+#define SLICE_NS (40 * 1000000)
+
+struct side {
+	_Atomic uint32_t word;
+	uint32_t pad;
+	_Atomic uint64_t owner_start;
+	_Atomic uint64_t pos;	/* tail for producers, head for consumers */
+	_Atomic uint64_t cache; /* the other side's pos, as last read */
+	_Atomic uint64_t count; /* messages put / got */
+	char pad2[MP__CACHELINE - 40];
+};
+
+struct queue_shared {
+	uint32_t magic;
+	uint32_t layout;
+	uint32_t flags;
+	uint32_t pad;
+	uint64_t ring_size;
+	int64_t ring_off; /* from this struct; negative when allocated apart */
+	char pad0[MP__CACHELINE - 32];
+	struct side prod;
+	struct side cons;
+	_Atomic uint32_t data_event;
+	_Atomic uint32_t space_event;
+	_Atomic uint32_t unfinished; /* JOINWAIT | count */
+	char pad3[MP__CACHELINE - 12];
+};
+
+_Static_assert(sizeof(struct side) == MP__CACHELINE, "one line per side");
+_Static_assert(sizeof(struct queue_shared) == 4 * MP__CACHELINE, "layout");
+_Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "address-free 64-bit atomics");
+
+static inline struct queue_shared *shared(mp_queue *q)
+{
+	return (struct queue_shared *)q;
+}
+
+static inline uint8_t *ring(struct queue_shared *s)
+{
+	return (uint8_t *)s + s->ring_off;
+}
+
+static inline uint64_t align8(uint64_t n)
+{
+	return (n + 7) & ~(uint64_t)7;
+}
+
+static uint64_t ring_for(size_t capacity)
+{
+	uint64_t want = align8(capacity) + HDR;
+	uint64_t r = MIN_RING;
+
+	if (capacity > MAX_RING)
+		return 0;
+	while (r < want)
+		r <<= 1;
+	return r > MAX_RING ? 0 : r;
+}
+
+static bool valid(struct queue_shared *s)
+{
+	return s && s->magic == QUEUE_MAGIC;
+}
+
+static void setup(struct queue_shared *s, uint64_t ring_size, int64_t off,
+		  bool joinable)
+{
+	memset(s, 0, sizeof(*s));
+	s->layout = QUEUE_LAYOUT;
+	s->flags = joinable ? F_JOINABLE : 0;
+	s->ring_size = ring_size;
+	s->ring_off = off;
+	atomic_thread_fence(memory_order_release);
+	s->magic = QUEUE_MAGIC;
+}
+
+static mp_queue *queue_new(size_t capacity, bool joinable)
+{
+	uint64_t r = ring_for(capacity ? capacity : MP_QUEUE_DEFAULT_BYTES - HDR);
+
+	if (!r) {
+		errno = EINVAL;
+		return NULL;
+	}
+	/* Apart, so that a power-of-two ring is not doubled by the buddy
+	 * allocator for the sake of a 256-byte header. */
+	struct queue_shared *s = mp_shared_alloc(sizeof(*s));
+	if (!s)
+		return NULL;
+	uint8_t *buf = mp_shared_alloc((size_t)r);
+	if (!buf) {
+		mp_shared_free(s);
+		errno = ENOMEM;
+		return NULL;
+	}
+	setup(s, r, (int64_t)((intptr_t)buf - (intptr_t)s), joinable);
+	return (mp_queue *)s;
+}
+
+mp_queue *mp_queue_new(size_t capacity_bytes)
+{
+	return queue_new(capacity_bytes, false);
+}
+
+mp_queue *mp_joinable_queue_new(size_t capacity_bytes)
+{
+	return queue_new(capacity_bytes, true);
+}
+
+size_t mp_queue_size_for(size_t capacity_bytes)
+{
+	uint64_t r = ring_for(capacity_bytes ? capacity_bytes
+					     : MP_QUEUE_DEFAULT_BYTES - HDR);
+	return r ? sizeof(struct queue_shared) + (size_t)r : 0;
+}
+
+mp_queue *mp_queue_init(void *mem, size_t mem_size, bool joinable)
+{
+	if (!mem || ((uintptr_t)mem & 7) ||
+	    mem_size < sizeof(struct queue_shared) + MIN_RING) {
+		errno = EINVAL;
+		return NULL;
+	}
+	uint64_t r = MIN_RING;
+	while (r * 2 <= mem_size - sizeof(struct queue_shared) &&
+	       r * 2 <= MAX_RING)
+		r <<= 1;
+	setup(mem, r, sizeof(struct queue_shared), joinable);
+	return mem;
+}
+
+mp_queue *mp_queue_attach(void *mem)
+{
+	struct queue_shared *s = mem;
+
+	if (!s || ((uintptr_t)mem & 7) || s->magic != QUEUE_MAGIC ||
+	    s->layout != QUEUE_LAYOUT) {
+		errno = EINVAL;
+		return NULL;
+	}
+	atomic_thread_fence(memory_order_acquire);
+	return mem;
+}
+
+int mp_queue_destroy(mp_queue *q)
+{
+	if (!valid(shared(q)))
+		return -EINVAL;
+	shared(q)->magic = 0;
+	return 0;
+}
+
+void mp_queue_free(mp_queue *q)
+{
+	struct queue_shared *s = shared(q);
+
+	if (!valid(s))
+		return;
+	s->magic = 0;
+	if (s->ring_off != sizeof(*s))
+		mp_shared_free(ring(s));
+	mp_shared_free(s);
+}
+
+/* A timeout turned into a deadline only when a call has to wait: the fast
+ * path makes no clock_gettime. */
+struct wait {
+	double timeout_s;
+	mp__deadline deadline;
+	bool known;
+};
+
+static inline mp__deadline deadline_of(struct wait *w)
+{
+	if (!w->known) {
+		w->deadline = mp__deadline_in(w->timeout_s);
+		w->known = true;
+	}
+	return w->deadline;
+}
+
+static inline bool expired(struct wait *w)
+{
+	mp__deadline d = deadline_of(w);
+	return d != MP__NEVER && mp__now_ns() >= d;
+}
+
+/* ---- side locks ---- */
+
+static inline void took(struct side *sd)
+{
+	atomic_store_explicit(&sd->owner_start, mp__self_start(),
+			      memory_order_relaxed);
+}
+
+/* The word was `seen` after a slice of waiting: if its holder died, free
+ * the lock (a dead holder left the queue consistent, see the top). */
+static void recover(struct side *sd, uint32_t seen)
+{
+	uint64_t start = atomic_load_explicit(&sd->owner_start,
+					      memory_order_relaxed);
+
+	if (!(seen & TID) || mp__task_alive((pid_t)(seen & TID), start))
+		return;
+	if (atomic_load_explicit(&sd->word, memory_order_relaxed) != seen)
+		return;
+	uint32_t want = seen & (CLOSED | PEER);
+	if (atomic_compare_exchange_strong_explicit(&sd->word, &seen, want,
+						    memory_order_acq_rel,
+						    memory_order_relaxed))
+		mp__futex_wake(&sd->word, INT_MAX);
+}
+
+/* Take a side's lock.  Return: 0, -ETIMEDOUT, MP_ECLOSED (closed_fails and
+ * the word says CLOSED). */
+static int lock_slow(struct side *sd, uint32_t me, bool closed_fails,
+		     struct wait *w)
+{
+	uint32_t extra = 0;
+
+	for (int i = 0;; i++) {
+		uint32_t cur = atomic_load_explicit(&sd->word,
+						    memory_order_relaxed);
+		if (closed_fails && (cur & CLOSED))
+			return MP_ECLOSED;
+		if (!(cur & TID)) {
+			if (atomic_compare_exchange_weak_explicit(
+				    &sd->word, &cur, cur | me | extra,
+				    memory_order_acquire, memory_order_relaxed)) {
+				took(sd);
+				return 0;
+			}
+			continue;
+		}
+		if (i < LOCK_SPINS) {
+			__builtin_ia32_pause();
+			continue;
+		}
+		if (expired(w)) {
+			recover(sd, cur);
+			return -ETIMEDOUT;
+		}
+		if (i < LOCK_SPINS + 4) {
+			/* Oversubscribed: the holder may be preempted. */
+			sched_yield();
+			continue;
+		}
+		if (!(cur & LOCKWAIT)) {
+			if (!atomic_compare_exchange_weak_explicit(
+				    &sd->word, &cur, cur | LOCKWAIT,
+				    memory_order_relaxed, memory_order_relaxed))
+				continue;
+			cur |= LOCKWAIT;
+		}
+		/* We may have slept: others may sleep too, so keep LOCKWAIT
+		 * when we take it and let our unlock wake the next. */
+		extra = LOCKWAIT;
+		mp__deadline slice = mp__deadline_min_slice(deadline_of(w),
+							    SLICE_NS);
+		if (mp__futex_wait(&sd->word, cur, slice) == -ETIMEDOUT)
+			recover(sd, cur);
+	}
+}
+
+static inline int lock_side(struct side *sd, bool closed_fails,
+			    struct wait *w)
+{
+	uint32_t me = (uint32_t)mp__tid() & TID;
+	uint32_t cur = atomic_load_explicit(&sd->word, memory_order_relaxed);
+
+	if (MP__LIKELY(!(cur & (TID | CLOSED))) &&
+	    MP__LIKELY(atomic_compare_exchange_weak_explicit(
+		    &sd->word, &cur, cur | me, memory_order_acquire,
+		    memory_order_relaxed))) {
+		took(sd);
+		return 0;
+	}
+	if (!closed_fails && !(cur & TID) &&
+	    atomic_compare_exchange_strong_explicit(
+		    &sd->word, &cur, cur | me, memory_order_acquire,
+		    memory_order_relaxed)) {
+		took(sd);
+		return 0;
+	}
+	return lock_slow(sd, me, closed_fails, w);
+}
+
+/* Give up a side's lock; wake lock waiters and the other side's sleepers
+ * (on `event`) if the word says they may sleep. */
+static inline void unlock_side(struct side *sd, _Atomic uint32_t *event)
+{
+	atomic_store_explicit(&sd->owner_start, 0, memory_order_relaxed);
+	uint32_t old = atomic_load_explicit(&sd->word, memory_order_relaxed);
+	while (!atomic_compare_exchange_weak_explicit(
+		&sd->word, &old, old & CLOSED, memory_order_release,
+		memory_order_relaxed))
+		;
+	if (MP__UNLIKELY(old & LOCKWAIT))
+		mp__futex_wake(&sd->word, 1);
+	if (MP__UNLIKELY(old & PEER)) {
+		atomic_fetch_add_explicit(event, 1, memory_order_release);
+		mp__futex_wake(event, INT_MAX);
+	}
+}
+
+/* Sleep on `event` until the other side (whose word is `other`) unlocks,
+ * having set PEER there; `ready` re-checks the condition after PEER is
+ * set.  Return: 1 ready (retry), 0 woken or slice over (retry),
+ * -ETIMEDOUT. */
+static int wait_peer(struct side *other, _Atomic uint32_t *event,
+		     uint32_t ev, struct wait *w)
+{
+	mp__deadline slice = mp__deadline_min_slice(deadline_of(w), SLICE_NS);
+	int r = mp__futex_wait(event, ev, slice);
+
+	if (r != -ETIMEDOUT)
+		return 0;
+	if (expired(w))
+		return -ETIMEDOUT;
+	/* A slice passed with nothing: maybe the other side's holder died
+	 * (nobody else may come to notice). */
+	recover(other, atomic_load_explicit(&other->word, memory_order_relaxed));
+	return 0;
+}
+
+/* ---- ring copies ---- */
+
+static inline void copy_in(struct queue_shared *s, uint64_t pos,
+			   const void *src, size_t len)
+{
+	uint64_t mask = s->ring_size - 1;
+	uint64_t i = pos & mask;
+	uint64_t first = s->ring_size - i;
+	uint8_t *r = ring(s);
+
+	if (len <= first) {
+		memcpy(r + i, src, len);
+	} else {
+		memcpy(r + i, src, first);
+		memcpy(r, (const uint8_t *)src + first, len - first);
+	}
+}
+
+static inline void copy_out(struct queue_shared *s, uint64_t pos, void *dst,
+			    size_t len)
+{
+	uint64_t mask = s->ring_size - 1;
+	uint64_t i = pos & mask;
+	uint64_t first = s->ring_size - i;
+	uint8_t *r = ring(s);
+
+	if (len <= first) {
+		memcpy(dst, r + i, len);
+	} else {
+		memcpy(dst, r + i, first);
+		memcpy((uint8_t *)dst + first, r, len - first);
+	}
+}
+
+static inline uint64_t *hdr_at(struct queue_shared *s, uint64_t pos)
+{
+	return (uint64_t *)(ring(s) + (pos & (s->ring_size - 1)));
+}
+
+/* ---- put / get ---- */
+
+static inline bool closed(struct queue_shared *s)
+{
+	return atomic_load_explicit(&s->prod.word, memory_order_acquire) &
+	       CLOSED;
+}
+
+int mp_queue_put(mp_queue *q, const void *msg, size_t len, double timeout_s)
+{
+	struct queue_shared *s = shared(q);
+
+	if (MP__UNLIKELY(!valid(s) || (!msg && len)))
+		return -EINVAL;
+	if (MP__UNLIKELY(len > s->ring_size - HDR))
+		return -EMSGSIZE;
+	uint64_t cost = HDR + align8(len);
+	struct wait w = {timeout_s, MP__NEVER, false};
+	int spins = timeout_s == 0 ? 0 : SPINS;
+
+	for (;;) {
+		int r = lock_side(&s->prod, true, &w);
+		if (r)
+			return r;
+		uint64_t tail = atomic_load_explicit(&s->prod.pos,
+						     memory_order_relaxed);
+		uint64_t head = atomic_load_explicit(&s->prod.cache,
+						     memory_order_relaxed);
+		if (tail - head + cost > s->ring_size) {
+			head = atomic_load_explicit(&s->cons.pos,
+						    memory_order_acquire);
+			atomic_store_explicit(&s->prod.cache, head,
+					      memory_order_relaxed);
+		}
+		if (MP__LIKELY(tail - head + cost <= s->ring_size)) {
+			*hdr_at(s, tail) = len;
+			copy_in(s, tail + HDR, msg, len);
+			if (s->flags & F_JOINABLE)
+				atomic_fetch_add_explicit(&s->unfinished, 1,
+							  memory_order_relaxed);
+			atomic_store_explicit(&s->prod.pos, tail + cost,
+					      memory_order_release);
+			uint64_t n = atomic_load_explicit(
+				&s->prod.count, memory_order_relaxed);
+			atomic_store_explicit(&s->prod.count, n + 1,
+					      memory_order_relaxed);
+			unlock_side(&s->prod, &s->data_event);
+			return 0;
+		}
+		unlock_side(&s->prod, &s->data_event);
+		/* Full: spin a little while the consumers drain. */
+		for (int i = 0; i < spins; i++) {
+			__builtin_ia32_pause();
+			head = atomic_load_explicit(&s->cons.pos,
+						    memory_order_relaxed);
+			if (tail - head + cost <= s->ring_size)
+				break;
+		}
+		if (tail - head + cost <= s->ring_size)
+			continue;
+		if (expired(&w))
+			return -ETIMEDOUT;
+		uint32_t ev = atomic_load_explicit(&s->space_event,
+						   memory_order_acquire);
+		atomic_fetch_or_explicit(&s->cons.word, PEER,
+					 memory_order_acq_rel);
+		tail = atomic_load_explicit(&s->prod.pos, memory_order_acquire);
+		head = atomic_load_explicit(&s->cons.pos, memory_order_acquire);
+		if (tail - head + cost <= s->ring_size)
+			continue;
+		if (closed(s))
+			return MP_ECLOSED;
+		r = wait_peer(&s->cons, &s->space_event, ev, &w);
+		if (r < 0)
+			return r;
+	}
+}
+
+ssize_t mp_queue_get(mp_queue *q, void *buf, size_t cap, double timeout_s)
+{
+	struct queue_shared *s = shared(q);
+
+	if (MP__UNLIKELY(!valid(s) || (!buf && cap)))
+		return -EINVAL;
+	struct wait w = {timeout_s, MP__NEVER, false};
+	int spins = timeout_s == 0 ? 0 : SPINS;
+
+	for (;;) {
+		int r = lock_side(&s->cons, false, &w);
+		if (r)
+			return r;
+		uint64_t head = atomic_load_explicit(&s->cons.pos,
+						     memory_order_relaxed);
+		uint64_t tail = atomic_load_explicit(&s->cons.cache,
+						     memory_order_relaxed);
+		if (head == tail) {
+			tail = atomic_load_explicit(&s->prod.pos,
+						    memory_order_acquire);
+			atomic_store_explicit(&s->cons.cache, tail,
+					      memory_order_relaxed);
+		}
+		if (MP__LIKELY(head != tail)) {
+			uint64_t len = *hdr_at(s, head);
+			if (MP__UNLIKELY(len > cap)) {
+				unlock_side(&s->cons, &s->space_event);
+				return -EMSGSIZE;
+			}
+			copy_out(s, head + HDR, buf, (size_t)len);
+			atomic_store_explicit(&s->cons.pos,
+					      head + HDR + align8(len),
+					      memory_order_release);
+			uint64_t n = atomic_load_explicit(
+				&s->cons.count, memory_order_relaxed);
+			atomic_store_explicit(&s->cons.count, n + 1,
+					      memory_order_relaxed);
+			unlock_side(&s->cons, &s->space_event);
+			return (ssize_t)len;
+		}
+		unlock_side(&s->cons, &s->space_event);
+		/* Empty: spin a little while the producers fill it. */
+		for (int i = 0; i < spins; i++) {
+			__builtin_ia32_pause();
+			if (atomic_load_explicit(&s->prod.pos,
+						 memory_order_relaxed) != head)
+				break;
+		}
+		if (atomic_load_explicit(&s->prod.pos, memory_order_relaxed) !=
+		    atomic_load_explicit(&s->cons.pos, memory_order_relaxed))
+			continue;
+		uint32_t ev = atomic_load_explicit(&s->data_event,
+						   memory_order_acquire);
+		uint32_t pw = atomic_fetch_or_explicit(
+			&s->prod.word, PEER, memory_order_acq_rel);
+		tail = atomic_load_explicit(&s->prod.pos, memory_order_acquire);
+		head = atomic_load_explicit(&s->cons.pos, memory_order_acquire);
+		if (tail != head)
+			continue;
+		/* Closed, and no put in progress (our RMW saw the last
+		 * unlock): nothing more will come. */
+		if ((pw & CLOSED) && !(pw & TID))
+			return MP_ECLOSED;
+		if (expired(&w))
+			return -ETIMEDOUT;
+		r = wait_peer(&s->prod, &s->data_event, ev, &w);
+		if (r < 0)
+			return r;
+	}
+}
+
+int mp_queue_close(mp_queue *q)
+{
+	struct queue_shared *s = shared(q);
+
+	if (!valid(s))
+		return -EINVAL;
+	uint32_t old = atomic_fetch_or_explicit(&s->prod.word, CLOSED,
+						memory_order_acq_rel);
+	if (old & CLOSED)
+		return 0;
+	atomic_fetch_add_explicit(&s->data_event, 1, memory_order_release);
+	mp__futex_wake(&s->data_event, INT_MAX);
+	atomic_fetch_add_explicit(&s->space_event, 1, memory_order_release);
+	mp__futex_wake(&s->space_event, INT_MAX);
+	/* Puts waiting for the producer lock must see CLOSED too. */
+	mp__futex_wake(&s->prod.word, INT_MAX);
+	return 0;
+}
+
+bool mp_queue_is_closed(mp_queue *q)
+{
+	return valid(shared(q)) && closed(shared(q));
+}
+
+size_t mp_queue_capacity(mp_queue *q)
+{
+	return valid(shared(q)) ? (size_t)(shared(q)->ring_size - HDR) : 0;
+}
+
+ssize_t mp_queue_qsize(mp_queue *q)
+{
+	struct queue_shared *s = shared(q);
+
+	if (!valid(s))
+		return -EINVAL;
+	uint64_t got = atomic_load_explicit(&s->cons.count,
+					    memory_order_relaxed);
+	uint64_t put = atomic_load_explicit(&s->prod.count,
+					    memory_order_relaxed);
+	return put > got ? (ssize_t)(put - got) : 0;
+}
+
+bool mp_queue_empty(mp_queue *q)
+{
+	struct queue_shared *s = shared(q);
+
+	if (!valid(s))
+		return true;
+	return atomic_load_explicit(&s->prod.pos, memory_order_acquire) ==
+	       atomic_load_explicit(&s->cons.pos, memory_order_acquire);
+}
+
+bool mp_queue_full(mp_queue *q)
+{
+	struct queue_shared *s = shared(q);
+
+	if (!valid(s))
+		return false;
+	uint64_t head = atomic_load_explicit(&s->cons.pos,
+					     memory_order_acquire);
+	uint64_t tail = atomic_load_explicit(&s->prod.pos,
+					     memory_order_acquire);
+	return tail - head + HDR > s->ring_size;
+}
+
+/* ---- JoinableQueue ---- */
+
+int mp_queue_task_done(mp_queue *q)
+{
+	struct queue_shared *s = shared(q);
+
+	if (!valid(s))
+		return -EINVAL;
+	if (!(s->flags & F_JOINABLE))
+		return MP_ESTATE;
+	uint32_t old = atomic_load_explicit(&s->unfinished,
+					    memory_order_relaxed);
+	uint32_t want;
+	do {
+		if (!(old & ~JOINWAIT))
+			return -EINVAL;
+		want = old - 1;
+		if (!(want & ~JOINWAIT))
+			want = 0;
+	} while (!atomic_compare_exchange_weak_explicit(
+		&s->unfinished, &old, want, memory_order_acq_rel,
+		memory_order_relaxed));
+	if (want == 0 && (old & JOINWAIT))
+		mp__futex_wake(&s->unfinished, INT_MAX);
+	return 0;
+}
+
+int mp_queue_join(mp_queue *q, double timeout_s)
+{
+	struct queue_shared *s = shared(q);
+
+	if (!valid(s))
+		return -EINVAL;
+	if (!(s->flags & F_JOINABLE))
+		return MP_ESTATE;
+	mp__deadline deadline = mp__deadline_in(timeout_s);
+	for (;;) {
+		uint32_t cur = atomic_load_explicit(&s->unfinished,
+						    memory_order_acquire);
+		if (!(cur & ~JOINWAIT))
+			return 0;
+		if (!(cur & JOINWAIT) &&
+		    !atomic_compare_exchange_weak_explicit(
+			    &s->unfinished, &cur, cur | JOINWAIT,
+			    memory_order_acquire, memory_order_relaxed))
+			continue;
+		if (mp__futex_wait(&s->unfinished, cur | JOINWAIT, deadline) ==
+		    -ETIMEDOUT)
+			return -ETIMEDOUT;
+	}
+}
+
+ssize_t mp_queue_unfinished(mp_queue *q)
+{
+	struct queue_shared *s = shared(q);
+
+	if (!valid(s))
+		return -EINVAL;
+	if (!(s->flags & F_JOINABLE))
+		return MP_ESTATE;
+	return (ssize_t)(atomic_load_explicit(&s->unfinished,
+					      memory_order_relaxed) &
+			 ~JOINWAIT);
+}
+
+/* For tests (declared there, not in a header: it is no API): take the
+ * producer (side 0) or consumer (side 1) lock of a queue and return holding
+ * it, as a process killed inside a put or get would; with side 0 also
+ * scribble a half record past the tail. */
+MP_EXTERN int mp__queue_test_hold(mp_queue *q, int side);
+
+int mp__queue_test_hold(mp_queue *q, int side)
+{
+	struct queue_shared *s = shared(q);
+	struct wait w = {MP_FOREVER, MP__NEVER, false};
+
+	if (!valid(s) || side < 0 || side > 1)
+		return -EINVAL;
+	int r = lock_side(side ? &s->cons : &s->prod, false, &w);
+	if (r || side)
+		return r;
+	uint64_t tail = atomic_load_explicit(&s->prod.pos,
+					     memory_order_relaxed);
+	uint64_t head = atomic_load_explicit(&s->cons.pos,
+					     memory_order_acquire);
+	if (tail - head + 2 * HDR <= s->ring_size) {
+		*hdr_at(s, tail) = 5;
+		memcpy(ring(s) + ((tail + HDR) & (s->ring_size - 1)), "torn",
+		       4);
+	}
+	return 0;
+}
