@@ -709,12 +709,7 @@ ssize_t mp_queue_unfinished(mp_queue *q)
 			 ~JOINWAIT);
 }
 
-/* For tests (declared there, not in a header: it is no API): take the
- * producer (side 0) or consumer (side 1) lock of a queue and return holding
- * it, as a process killed inside a put or get would; with side 0 also
- * scribble a half record past the tail. */
-MP_EXTERN int mp__queue_test_hold(mp_queue *q, int side);
-
+/* For tests only (declared in internal.h). */
 int mp__queue_test_hold(mp_queue *q, int side)
 {
 	struct queue_shared *s = shared(q);

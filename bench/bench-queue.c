@@ -1,0 +1,276 @@
+/*
+ * bench-queue: messages per second through mp_queue and its peers, in the
+ * same run: a pipe, a SOCK_SEQPACKET socket pair, a POSIX message queue, a
+ * spinning lock-free SPSC ring (the physical best: no syscalls, no
+ * sleeping), and Python's multiprocessing.Queue when python3 is present.
+ *
+ * Every peer moves the same fixed-size messages between real processes;
+ * with P producers and C consumers each producer sends n/P, each consumer
+ * takes n/C.  Time runs from releasing the started children to the last
+ * exit.  Usage: bench-queue [scale] (default 1.0 scales the counts).
+ */
+#include <fcntl.h>
+#include <mqueue.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <multiproc.h>
+
+#include "bench.h"
+
+enum impl { MPQ, PIPE, SEQPACKET, MQUEUE, SPSC };
+static const char *impl_name[] = {"mp_queue", "pipe", "socketpair seqpacket",
+				  "POSIX mqueue", "spinning SPSC ring"};
+
+struct spsc {
+	_Atomic uint64_t head;
+	char pad[56];
+	_Atomic uint64_t tail;
+	char pad2[56];
+	uint64_t slots;
+	size_t size;
+	uint8_t data[];
+};
+
+struct run {
+	_Atomic int ready;
+	_Atomic int go;
+	mp_queue *q;
+	struct spsc *ring;
+	int fds[2];
+	mqd_t mq;
+};
+
+static struct run *R;
+
+static void wait_go(void)
+{
+	atomic_fetch_add(&R->ready, 1);
+	while (!atomic_load_explicit(&R->go, memory_order_acquire))
+		sched_yield();
+}
+
+static void spsc_put(struct spsc *r, const void *m)
+{
+	uint64_t t = atomic_load_explicit(&r->tail, memory_order_relaxed);
+	static uint64_t head_cache;
+	while (t - head_cache >= r->slots) {
+		head_cache = atomic_load_explicit(&r->head,
+						  memory_order_acquire);
+		if (t - head_cache >= r->slots)
+			__builtin_ia32_pause();
+	}
+	memcpy(r->data + (t & (r->slots - 1)) * r->size, m, r->size);
+	atomic_store_explicit(&r->tail, t + 1, memory_order_release);
+}
+
+static void spsc_get(struct spsc *r, void *m)
+{
+	uint64_t h = atomic_load_explicit(&r->head, memory_order_relaxed);
+	static uint64_t tail_cache;
+	while (h == tail_cache) {
+		tail_cache = atomic_load_explicit(&r->tail,
+						  memory_order_acquire);
+		if (h == tail_cache)
+			__builtin_ia32_pause();
+	}
+	memcpy(m, r->data + (h & (r->slots - 1)) * r->size, r->size);
+	atomic_store_explicit(&r->head, h + 1, memory_order_release);
+}
+
+static int xfer(enum impl im, bool put, uint8_t *buf, size_t size)
+{
+	ssize_t n;
+	switch (im) {
+	case MPQ:
+		if (put)
+			return mp_queue_put(R->q, buf, size, MP_FOREVER);
+		n = mp_queue_get(R->q, buf, size, MP_FOREVER);
+		return n == (ssize_t)size ? 0 : -1;
+	case PIPE:
+	case SEQPACKET:
+		if (put)
+			n = write(R->fds[1], buf, size);
+		else
+			n = read(R->fds[0], buf, size);
+		return n == (ssize_t)size ? 0 : -1;
+	case MQUEUE:
+		if (put)
+			return mq_send(R->mq, (char *)buf, size, 0);
+		n = mq_receive(R->mq, (char *)buf, size, NULL);
+		return n == (ssize_t)size ? 0 : -1;
+	case SPSC:
+		if (put)
+			spsc_put(R->ring, buf);
+		else
+			spsc_get(R->ring, buf);
+		return 0;
+	}
+	return -1;
+}
+
+static void child(enum impl im, bool put, long n, size_t size)
+{
+	uint8_t *buf = calloc(1, size);
+	wait_go();
+	for (long i = 0; i < n; i++) {
+		buf[0] = (uint8_t)i;
+		if (xfer(im, put, buf, size))
+			_exit(1);
+	}
+	_exit(0);
+}
+
+/* Messages per second, or 0 if something failed. */
+static double run(enum impl im, int np, int nc, size_t size, long n)
+{
+	R = mp_shared_alloc(sizeof(*R));
+	if (!R)
+		return 0;
+	switch (im) {
+	case MPQ:
+		R->q = mp_queue_new(256 << 10);
+		break;
+	case PIPE:
+		if (pipe(R->fds))
+			return 0;
+		fcntl(R->fds[1], F_SETPIPE_SZ, 256 << 10);
+		break;
+	case SEQPACKET:
+		if (socketpair(AF_UNIX, SOCK_SEQPACKET, 0, R->fds))
+			return 0;
+		break;
+	case MQUEUE: {
+		struct mq_attr a = {.mq_maxmsg = 10, .mq_msgsize = (long)size};
+		mq_unlink("/mp-bench-queue");
+		R->mq = mq_open("/mp-bench-queue", O_RDWR | O_CREAT, 0600, &a);
+		mq_unlink("/mp-bench-queue");
+		if (R->mq == (mqd_t)-1)
+			return 0;
+		break;
+	}
+	case SPSC: {
+		uint64_t slots = (256 << 10) / size;
+		R->ring = mp_shared_alloc(sizeof(struct spsc) + slots * size);
+		R->ring->slots = slots;
+		R->ring->size = size;
+		break;
+	}
+	}
+	pid_t pids[64];
+	int k = 0;
+	fflush(NULL);
+	for (int i = 0; i < nc; i++)
+		if ((pids[k++] = fork()) == 0)
+			child(im, false, n / nc, size);
+	for (int i = 0; i < np; i++)
+		if ((pids[k++] = fork()) == 0)
+			child(im, true, n / np, size);
+	while (atomic_load(&R->ready) < k)
+		sched_yield();
+	double t0 = bench_now();
+	atomic_store_explicit(&R->go, 1, memory_order_release);
+	bool ok = true;
+	for (int i = 0; i < k; i++) {
+		int st;
+		waitpid(pids[i], &st, 0);
+		ok = ok && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+	}
+	double dt = bench_now() - t0;
+	switch (im) {
+	case MPQ:
+		mp_queue_free(R->q);
+		break;
+	case PIPE:
+	case SEQPACKET:
+		close(R->fds[0]);
+		close(R->fds[1]);
+		break;
+	case MQUEUE:
+		mq_close(R->mq);
+		break;
+	case SPSC:
+		mp_shared_free(R->ring);
+		break;
+	}
+	mp_shared_free(R);
+	return ok ? (double)n / dt : 0;
+}
+
+static double python_queue(size_t size, long n)
+{
+	char cmd[256];
+	snprintf(cmd, sizeof(cmd),
+		 "python3 bench/python/queue_mp.py %ld %zu 2>/dev/null", n,
+		 size);
+	FILE *p = popen(cmd, "r");
+	if (!p)
+		return 0;
+	double v = 0;
+	if (fscanf(p, "%lf", &v) != 1)
+		v = 0;
+	pclose(p);
+	return v;
+}
+
+static void scenario(const char *name, int np, int nc, size_t size,
+		     double scale, bool peers, double *ours_out)
+{
+	long fast = (long)((size <= 64 ? 4000000 : 400000) * scale);
+	long slow = (long)((size <= 64 ? 200000 : 100000) * scale);
+	fast -= fast % 24;
+	slow -= slow % 24;
+	double v[5] = {0};
+
+	for (int im = 0; im < 5; im++) {
+		if (im != MPQ && !peers)
+			continue;
+		if (im == SPSC && (np != 1 || nc != 1))
+			continue;
+		long n = (im == MPQ || im == SPSC) ? fast : slow;
+		v[im] = run((enum impl)im, np, nc, size, n);
+		bench_row("queue", name, impl_name[im], v[im] / 1e6, "M msg/s");
+	}
+	double py = 0;
+	if (peers && size <= 64 && np == 1 && nc == 1 && bench_have_python()) {
+		py = python_queue(size, (long)(100000 * scale));
+		bench_row("queue", name, "Python multiprocessing.Queue",
+			  py / 1e6, "M msg/s");
+	}
+	for (int im = 1; im < 5; im++)
+		if (v[im] > 0 && v[MPQ] > 0)
+			bench_ratio(name, "mp_queue", impl_name[im],
+				    v[MPQ] / v[im]);
+	if (py > 0)
+		bench_ratio(name, "mp_queue", "Python Queue", v[MPQ] / py);
+	if (ours_out)
+		*ours_out = v[MPQ];
+}
+
+int main(int argc, char **argv)
+{
+	double scale = argc > 1 ? atof(argv[1]) : 1.0;
+	double one = 0, four = 0, two = 0;
+
+	if (scale <= 0)
+		scale = 1.0;
+	signal(SIGPIPE, SIG_IGN);
+	bench_header("queue", "messages per second between processes");
+	scenario("1x1, 64 B", 1, 1, 64, scale, true, &one);
+	scenario("1x1, 4 KiB", 1, 1, 4096, scale, true, NULL);
+	scenario("2x2, 64 B", 2, 2, 64, scale, true, &two);
+	scenario("4x4, 64 B", 4, 4, 64, scale, true, &four);
+	if (one > 0) {
+		bench_ratio("2x2 vs 1x1, 64 B", "mp_queue 2x2", "mp_queue 1x1",
+			    two / one);
+		bench_ratio("4x4 vs 1x1, 64 B", "mp_queue 4x4", "mp_queue 1x1",
+			    four / one);
+	}
+	return 0;
+}

@@ -1,0 +1,255 @@
+/* Queue faults: processes that die waiting, inside a put or get, or at
+ * random points under load must not wedge, duplicate or tear anything. */
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "internal.h"
+#include "test.h"
+
+static mp_queue *g_q;
+
+static int wait_get(void *arg)
+{
+	(void)arg;
+	char buf[64];
+	mp_queue_get(g_q, buf, sizeof(buf), MP_FOREVER);
+	return 0;
+}
+
+static int wait_put(void *arg)
+{
+	(void)arg;
+	char buf[64] = {0};
+	for (;;)
+		mp_queue_put(g_q, buf, 48, MP_FOREVER);
+	return 0;
+}
+
+/* Waiters killed while asleep (empty, full) change nothing. */
+TEST(fault_waiters_killed)
+{
+	g_q = mp_queue_new(100);
+	pid_t g[3];
+	for (int i = 0; i < 3; i++)
+		g[i] = test_fork(wait_get, NULL);
+	usleep(20000); /* let them sleep; any order passes */
+	for (int i = 0; i < 3; i++) {
+		kill(g[i], SIGKILL);
+		ASSERT_EQ(test_wait(g[i]), -SIGKILL);
+	}
+	char buf[64];
+	ASSERT_OK(mp_queue_put(g_q, "x", 1, 0));
+	ASSERT_EQ(mp_queue_get(g_q, buf, sizeof(buf), 1), 1);
+
+	pid_t p = test_fork(wait_put, NULL);
+	while (mp_queue_qsize(g_q) < 2)
+		sched_yield();
+	usleep(20000);
+	kill(p, SIGKILL);
+	ASSERT_EQ(test_wait(p), -SIGKILL);
+	ASSERT_EQ(mp_queue_get(g_q, buf, sizeof(buf), 1), 48);
+	ASSERT_EQ(mp_queue_get(g_q, buf, sizeof(buf), 1), 48);
+	ASSERT_ERR(mp_queue_get(g_q, buf, sizeof(buf), 0), -ETIMEDOUT);
+	ASSERT_OK(mp_queue_put(g_q, "y", 1, 0));
+	ASSERT_EQ(mp_queue_get(g_q, buf, sizeof(buf), 1), 1);
+	mp_queue_free(g_q);
+}
+
+static int die_holding(void *arg)
+{
+	_exit(mp__queue_test_hold(g_q, (int)(intptr_t)arg) ? 9 : 0);
+}
+
+/* A producer that died between reserving and publishing: its half record
+ * never shows; the queue goes on. */
+TEST(fault_dead_in_put)
+{
+	char buf[64];
+	g_q = mp_queue_new(100);
+	ASSERT_OK(mp_queue_put(g_q, "before", 6, 0));
+	ASSERT_EQ(test_wait(test_fork(die_holding, (void *)0)), 0);
+	ASSERT_OK(mp_queue_put(g_q, "after", 5, 5));
+	ASSERT_EQ(mp_queue_get(g_q, buf, sizeof(buf), 5), 6);
+	ASSERT(memcmp(buf, "before", 6) == 0);
+	ASSERT_EQ(mp_queue_get(g_q, buf, sizeof(buf), 5), 5);
+	ASSERT(memcmp(buf, "after", 5) == 0);
+	ASSERT_ERR(mp_queue_get(g_q, buf, sizeof(buf), 0), -ETIMEDOUT);
+	mp_queue_free(g_q);
+
+	/* With nobody putting again, close still ends the getters. */
+	g_q = mp_queue_new(100);
+	ASSERT_EQ(test_wait(test_fork(die_holding, (void *)0)), 0);
+	ASSERT_OK(mp_queue_close(g_q));
+	ASSERT_ERR(mp_queue_get(g_q, buf, sizeof(buf), 5), MP_ECLOSED);
+	mp_queue_free(g_q);
+}
+
+/* A consumer that died before taking its message: the next one gets it. */
+TEST(fault_dead_in_get)
+{
+	char buf[64];
+	g_q = mp_queue_new(100);
+	ASSERT_OK(mp_queue_put(g_q, "one", 3, 0));
+	ASSERT_OK(mp_queue_put(g_q, "two", 3, 0));
+	ASSERT_EQ(test_wait(test_fork(die_holding, (void *)1)), 0);
+	ASSERT_EQ(mp_queue_get(g_q, buf, sizeof(buf), 5), 3);
+	ASSERT(memcmp(buf, "one", 3) == 0);
+	ASSERT_EQ(mp_queue_get(g_q, buf, sizeof(buf), 5), 3);
+	ASSERT(memcmp(buf, "two", 3) == 0);
+	/* And a producer waiting for room recovers it too. */
+	while (mp_queue_put(g_q, buf, 40, 0) == 0)
+		;
+	ASSERT_EQ(test_wait(test_fork(die_holding, (void *)1)), 0);
+	pid_t c = test_fork(wait_get, NULL); /* frees room, if it can */
+	ASSERT_OK(mp_queue_put(g_q, buf, 40, 5));
+	kill(c, SIGKILL);
+	test_wait(c);
+	mp_queue_free(g_q);
+}
+
+/* ---- random SIGKILL under load ---- */
+
+#define NP 3
+#define NC 3
+#define PER 40000
+#define MAXLEN 120
+
+struct kshared {
+	mp_queue *q;
+	_Atomic uint32_t done[NP]; /* puts returned 0 */
+	_Atomic uint8_t seen[NP * PER];
+	_Atomic int bad;
+};
+
+static struct kshared *K;
+
+struct khdr {
+	uint32_t p, seq, len, sum;
+};
+
+static int kproducer(void *arg)
+{
+	uint32_t p = (uint32_t)(uintptr_t)arg;
+	uint8_t buf[MAXLEN];
+	uint32_t st = p * 7919u + 17u;
+	for (uint32_t seq = 0; seq < PER; seq++) {
+		st = st * 1103515245u + 12345u;
+		size_t len = sizeof(struct khdr) + (st >> 16) %
+			     (MAXLEN - sizeof(struct khdr) + 1);
+		struct khdr h = {p, seq, (uint32_t)len, 0};
+		for (size_t i = sizeof(h); i < len; i++) {
+			buf[i] = (uint8_t)(p + seq * 3 + i);
+			h.sum += buf[i];
+		}
+		memcpy(buf, &h, sizeof(h));
+		if (mp_queue_put(K->q, buf, len, MP_FOREVER))
+			return 20;
+		atomic_store(&K->done[p], seq + 1);
+	}
+	return 0;
+}
+
+static int kconsumer(void *arg)
+{
+	(void)arg;
+	uint8_t buf[MAXLEN];
+	int64_t last[NP] = {-1, -1, -1};
+	for (;;) {
+		ssize_t n = mp_queue_get(K->q, buf, sizeof(buf), MP_FOREVER);
+		if (n == MP_ECLOSED)
+			return 0;
+		struct khdr h;
+		if (n < (ssize_t)sizeof(h))
+			goto bad;
+		memcpy(&h, buf, sizeof(h));
+		if (h.p >= NP || h.seq >= PER || h.len != (uint32_t)n)
+			goto bad;
+		uint32_t sum = 0;
+		for (ssize_t i = sizeof(h); i < n; i++) {
+			if (buf[i] != (uint8_t)(h.p + h.seq * 3 + (size_t)i))
+				goto bad;
+			sum += buf[i];
+		}
+		if (sum != h.sum || (int64_t)h.seq <= last[h.p])
+			goto bad;
+		last[h.p] = h.seq;
+		if (atomic_exchange(&K->seen[h.p * PER + h.seq], 1))
+			goto bad;
+	}
+bad:
+	atomic_store(&K->bad, 1);
+	return 40;
+}
+
+static int kills_p, kills_c;
+
+static void kill_round(uint32_t *st)
+{
+	memset((void *)K, 0, sizeof(*K));
+	K->q = mp_queue_new(256);
+	ASSERT_NOT_NULL(K->q);
+	pid_t pp[NP], cc[NC + 1];
+	for (int i = 0; i < NC; i++)
+		cc[i] = test_fork(kconsumer, NULL);
+	for (int i = 0; i < NP; i++)
+		pp[i] = test_fork(kproducer, (void *)(uintptr_t)i);
+	/* Kill one producer and one consumer at random moments. */
+	*st = *st * 1103515245u + 12345u;
+	int kp = (int)((*st >> 16) % NP);
+	int kc = (int)((*st >> 8) % NC);
+	usleep(200 + (*st >> 4) % 15000);
+	kill(pp[kp], SIGKILL);
+	*st = *st * 1103515245u + 12345u;
+	usleep(200 + (*st >> 4) % 15000);
+	kill(cc[kc], SIGKILL);
+	cc[NC] = test_fork(kconsumer, NULL);
+	int killed_c = 0, killed_p = 0;
+	for (int i = 0; i < NP; i++) {
+		int r = test_wait(pp[i]);
+		if (r == -SIGKILL)
+			killed_p++;
+		else
+			ASSERT_EQ(r, 0);
+	}
+	ASSERT_OK(mp_queue_close(K->q));
+	for (int i = 0; i <= NC; i++) {
+		int r = test_wait(cc[i]);
+		if (r == -SIGKILL)
+			killed_c++;
+		else
+			ASSERT_EQ(r, 0);
+	}
+	ASSERT_EQ(atomic_load(&K->bad), 0);
+	/* Every put that returned was delivered, except at most one per
+	 * killed consumer (taken, then the taker died); a killed producer's
+	 * put in flight may show (it completed) or not. */
+	int lost = 0;
+	for (int p = 0; p < NP; p++) {
+		uint32_t done = atomic_load(&K->done[p]);
+		for (uint32_t s = 0; s < done; s++)
+			lost += !atomic_load(&K->seen[p * PER + s]);
+		for (uint32_t s = done + 1; s < PER; s++)
+			ASSERT(!atomic_load(&K->seen[p * PER + s]));
+	}
+	ASSERT_CMP(lost, <=, killed_c);
+	kills_p += killed_p;
+	kills_c += killed_c;
+	mp_queue_free(K->q);
+}
+
+TEST(fault_random_sigkill)
+{
+	K = mp_shared_alloc(sizeof(*K));
+	ASSERT_NOT_NULL(K);
+	uint32_t st = (uint32_t)getpid() * 2654435761u;
+	fprintf(stderr, "# seed %u\n", st);
+	for (int round = 0; round < 12; round++)
+		kill_round(&st);
+	fprintf(stderr, "# killed %d producers, %d consumers mid-run\n",
+		kills_p, kills_c);
+	ASSERT_CMP(kills_p + kills_c, >, 0);
+}
+
+TEST_MAIN(T(fault_waiters_killed), T(fault_dead_in_put),
+	  T(fault_dead_in_get), T_TIMEOUT(fault_random_sigkill, 90))
