@@ -466,7 +466,8 @@ int mp_queue_put(mp_queue *q, const void *msg, size_t len, double timeout_s)
 		}
 		if (MP__LIKELY(tail - head + cost <= s->ring_size)) {
 			*hdr_at(s, tail) = len;
-			copy_in(s, tail + HDR, msg, len);
+			if (len) /* msg may be NULL then */
+				copy_in(s, tail + HDR, msg, len);
 			if (s->flags & F_JOINABLE)
 				atomic_fetch_add_explicit(&s->unfinished, 1,
 							  memory_order_relaxed);
@@ -537,7 +538,8 @@ ssize_t mp_queue_get(mp_queue *q, void *buf, size_t cap, double timeout_s)
 				unlock_side(&s->cons, &s->space_event);
 				return -EMSGSIZE;
 			}
-			copy_out(s, head + HDR, buf, (size_t)len);
+			if (len)
+				copy_out(s, head + HDR, buf, (size_t)len);
 			atomic_store_explicit(&s->cons.pos,
 					      head + HDR + align8(len),
 					      memory_order_release);
