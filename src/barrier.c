@@ -116,7 +116,6 @@ int mp_barrier_init(mp_barrier *b, unsigned parties)
 	s->last_start = 0;
 	s->reserved = 0;
 	s->magic = BARRIER_MAGIC;
-	atomic_thread_fence(memory_order_release);
 	return 0;
 }
 

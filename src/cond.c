@@ -75,7 +75,6 @@ int mp_condition_init(mp_condition *c, mp_lock *lock)
 	for (int i = 0; i < 3; i++)
 		s->reserved[i] = 0;
 	s->magic = COND_MAGIC;
-	atomic_thread_fence(memory_order_release);
 	return 0;
 }
 

@@ -56,7 +56,6 @@ int mp_event_init(mp_event *e)
 	atomic_store_explicit(&s->word, 0, memory_order_relaxed);
 	s->reserved = 0;
 	s->magic = EVENT_MAGIC;
-	atomic_thread_fence(memory_order_release);
 	return 0;
 }
 

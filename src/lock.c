@@ -48,7 +48,6 @@ int mp_lock_init(mp_lock *l)
 	atomic_store_explicit(&s->owner_start, 0, memory_order_relaxed);
 	atomic_store_explicit(&s->word, 0, memory_order_relaxed);
 	s->magic = LOCK_MAGIC;
-	atomic_thread_fence(memory_order_release);
 	return 0;
 }
 

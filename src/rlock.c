@@ -45,7 +45,6 @@ int mp_rlock_init(mp_rlock *r)
 	atomic_store_explicit(&s->count, 0, memory_order_relaxed);
 	s->reserved = 0;
 	s->magic = RLOCK_MAGIC;
-	atomic_thread_fence(memory_order_release);
 	return 0;
 }
 

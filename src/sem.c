@@ -63,7 +63,6 @@ static int init(mp_semaphore *sem, unsigned value, uint32_t bound)
 	s->reserved[0] = 0;
 	s->reserved[1] = 0;
 	s->magic = SEM_MAGIC;
-	atomic_thread_fence(memory_order_release);
 	return 0;
 }
 

@@ -44,7 +44,6 @@ static struct value_hdr *make(size_t elem_size, size_t n)
 	h->elem_size = elem_size;
 	h->len = n;
 	h->magic = VALUE_MAGIC;
-	atomic_thread_fence(memory_order_release);
 	return h;
 }
 

@@ -1,6 +1,9 @@
 /* RLock: recursion, mutual exclusion between processes, owner death. */
 #include "test.h"
 
+/* Children start together, so that they really contend. */
+static mp_event *go;
+
 static double now_s(void)
 {
 	struct timespec ts;
@@ -67,6 +70,8 @@ struct counter {
 
 static int add_nested(void *arg)
 {
+	if (mp_event_wait(go, 20))
+		return 99;
 	struct counter *c = arg;
 	for (int i = 0; i < ITERS; i++) {
 		if (mp_rlock_acquire(&c->lock, MP_FOREVER) ||
@@ -84,9 +89,11 @@ TEST(rlock_exact_count_processes)
 	struct counter *c = mp_shared_alloc(sizeof(*c));
 	ASSERT_NOT_NULL(c);
 	ASSERT_OK(mp_rlock_init(&c->lock));
+	go = mp_event_new();
 	pid_t pids[PROCS];
 	for (int i = 0; i < PROCS; i++)
 		pids[i] = test_fork(add_nested, c);
+	ASSERT_OK(mp_event_set(go));
 	for (int i = 0; i < PROCS; i++)
 		ASSERT_EQ(test_wait(pids[i]), 0);
 	ASSERT_EQ(c->value, (long)PROCS * ITERS);

@@ -4,6 +4,9 @@
 
 #include "test.h"
 
+/* Children start together, so that they really contend. */
+static mp_event *go;
+
 static double now_s(void)
 {
 	struct timespec ts;
@@ -101,6 +104,8 @@ struct admit {
 
 static int admit_many(void *arg)
 {
+	if (mp_event_wait(go, 20))
+		return 99;
 	struct admit *a = arg;
 	for (int i = 0; i < ITERS; i++) {
 		if (mp_semaphore_acquire(&a->sem, MP_FOREVER))
@@ -130,9 +135,11 @@ TEST(semaphore_admits_at_most_value)
 	ASSERT_NOT_NULL(a);
 	ASSERT_OK(mp_semaphore_init_bounded(&a->sem, LIMIT));
 	ASSERT_OK(mp_semaphore_init(&a->mutex, 1));
+	go = mp_event_new();
 	pid_t pids[PROCS];
 	for (int i = 0; i < PROCS; i++)
 		pids[i] = test_fork(admit_many, a);
+	ASSERT_OK(mp_event_set(go));
 	for (int i = 0; i < PROCS; i++)
 		ASSERT_EQ(test_wait(pids[i]), 0);
 	ASSERT_EQ(a->total, (long)PROCS * ITERS);
