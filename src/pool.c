@@ -991,6 +991,10 @@ static int map_common(mp_pool *p, mp_map_fn fn, const void *in,
 {
 	if (out_size && !out && n)
 		return -EINVAL;
+	/* A map is worth two poll(2) calls: reap and replace workers that
+	 * died idle, before the work starts and after it ends. */
+	if (p && !p->stopping)
+		check_workers(p);
 	struct req *r;
 	int e = submit_map(p, fn, in, in_size, NULL, out_size, n, chunksize,
 			   errs != NULL, &r);
@@ -999,6 +1003,8 @@ static int map_common(mp_pool *p, mp_map_fn fn, const void *in,
 	e = pool_wait(p, cond_req, r, r->id, WAIT_ALL, MP__NEVER);
 	if (e) /* cannot happen without a deadline */
 		MP__FATAL("pool: map wait failed");
+	if (!p->stopping)
+		check_workers(p);
 	if (r->sh_out)
 		memcpy(out, r->sh_out, n * out_size);
 	if (errs)
