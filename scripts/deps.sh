@@ -4,7 +4,7 @@
 # apt-get, otherwise it says what to install.
 set -euo pipefail
 
-pkgs=(build-essential cmake pkg-config libcurl4-openssl-dev nginx-light
+pkgs=(build-essential cmake pkg-config libcurl4-openssl-dev libssl-dev nginx-light
       python3 man-db)
 if [ "${1:-}" = bench ]; then
 	pkgs+=(aria2 wget2 curl gnuplot-nox)

@@ -1,0 +1,978 @@
+/*
+ * The transfer engine of one worker process: a libcurl multi handle and a
+ * fixed number of slots, each with its own easy handle made after fork()
+ * and reused for every file the slot fetches (libcurl keeps the
+ * connections, TLS sessions and DNS answers in the multi handle).
+ *
+ * A job's life in a slot:
+ *
+ *   free -> active (in the multi handle) -> done: placed under its name
+ *                 |                      -> failed: .part removed
+ *                 +-> waiting (backoff) -> active ...   (transient errors)
+ *
+ * The body goes to NAME.part, opened only when the first byte of a
+ * successful response arrives (an error response leaves nothing on disk)
+ * and written from a buffer in large writes.  When the transfer is
+ * complete and verified (Content-Length, Content-Range, sha-256) the file
+ * is renamed to its name with RENAME_NOREPLACE, numbered if the name is
+ * taken: an existing file is never overwritten unless --overwrite.
+ *
+ * Resuming (-c): a .part left by an earlier run is continued with a Range
+ * request and If-Range carrying the ETag or Last-Modified seen when the
+ * .part was written (kept in a user.mpget.validator extended attribute
+ * where the file system has them).  A 206 must start where we asked; a 200
+ * means the server sent the whole file again, so the .part starts over.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "mpget.h"
+
+#define BUF_SIZE (256 * 1024)
+#define VALIDATOR_XATTR "user.mpget.validator"
+#define MAX_BACKOFF 60.0
+#define MAX_RETRY_AFTER 600.0
+
+enum { XS_FREE, XS_ACTIVE, XS_WAIT };
+
+/* Failures found by our own callbacks rather than by libcurl. */
+enum { F_NONE, F_RANGE, F_TOOBIG, F_IO };
+
+struct xfer {
+	struct engine *e;
+	CURL *easy;
+	int state;
+	/* the job */
+	uint32_t index;
+	char *url;            /* owns the job's text: url, then name */
+	const char *name;
+	char part[MAX_NAME_LEN + 8];
+	bool has_sum;
+	uint8_t sum[32];
+	int attempts;
+	double t_start;
+	double t_due;         /* when a waiting slot tries again */
+	/* the .part file, kept across attempts */
+	int fd;
+	bool part_exists;     /* we created or resumed a .part */
+	uint64_t offset;      /* bytes in the .part before this response */
+	EVP_MD_CTX *md;
+	char validator[192];  /* "ETag" or date the .part's bytes came with */
+	char *cd_name;        /* from Content-Disposition */
+	/* this attempt */
+	bool checked;         /* the response code was looked at */
+	bool discard;         /* an error response: its body is dropped */
+	int fail;
+	int fail_errno;
+	long code;
+	uint64_t got;         /* body bytes of this response */
+	size_t len;           /* buffered */
+	char *buf;
+	int64_t cr_start, cr_total;
+	char etag[160];
+	char lastmod[64];
+	struct curl_slist *hdrs;
+	char errbuf[CURL_ERROR_SIZE];
+};
+
+struct engine {
+	const struct opts *o;
+	int dirfd;
+	CURLM *multi;
+	struct worker_stat *stat;
+	struct xfer *x;
+	int nslots;
+	int used;             /* slots not free */
+	int active;           /* slots in the multi handle */
+	uint64_t bytes;
+	uint64_t expected;
+	unsigned seed;
+	int (*report)(void *ctx, const struct result_msg *r, const char *final,
+		      const char *error);
+	void *ctx;
+};
+
+static void stat_update(struct engine *e)
+{
+	atomic_store_explicit(&e->stat->bytes, e->bytes, memory_order_relaxed);
+	atomic_store_explicit(&e->stat->expected, e->expected,
+			      memory_order_relaxed);
+	atomic_store_explicit(&e->stat->active, (uint32_t)e->active,
+			      memory_order_relaxed);
+}
+
+static int write_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static int open_part(struct xfer *x)
+{
+	const struct opts *o = x->e->o;
+	int flags = O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC;
+
+	if (x->offset == 0)
+		flags |= O_TRUNC;
+	x->fd = openat(x->e->dirfd, x->part, flags, 0644);
+	if (x->fd < 0)
+		return -errno;
+	x->part_exists = true;
+	if (x->offset && lseek(x->fd, (off_t)x->offset, SEEK_SET) < 0)
+		return -errno;
+	/* With -c, remember what the bytes belong to, for If-Range. */
+	if (o->cont && x->validator[0])
+		fsetxattr(x->fd, VALIDATOR_XATTR, x->validator,
+			  strlen(x->validator), 0);
+	return 0;
+}
+
+static int flush(struct xfer *x)
+{
+	int r;
+
+	if (x->len == 0)
+		return 0;
+	if (x->fd < 0 && (r = open_part(x)) < 0)
+		goto fail;
+	r = write_all(x->fd, x->buf, x->len);
+	x->len = 0;
+	if (r == 0)
+		return 0;
+fail:
+	x->fail = F_IO;
+	x->fail_errno = -r;
+	x->len = 0;
+	return r;
+}
+
+/* Start the .part over: the server is sending the whole file. */
+static int restart_part(struct xfer *x)
+{
+	x->offset = 0;
+	x->len = 0;
+	if (x->md)
+		EVP_DigestInit_ex(x->md, EVP_sha256(), NULL);
+	if (x->fd >= 0 &&
+	    (ftruncate(x->fd, 0) < 0 || lseek(x->fd, 0, SEEK_SET) < 0)) {
+		x->fail = F_IO;
+		x->fail_errno = errno;
+		return -1;
+	}
+	return 0;
+}
+
+static int check_response(struct xfer *x)
+{
+	struct engine *e = x->e;
+	curl_off_t cl = -1;
+
+	x->checked = true;
+	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->code);
+	if (x->code == 206) {
+		if (x->cr_start != (int64_t)x->offset) {
+			x->fail = F_RANGE;
+			return -1;
+		}
+	} else if (x->code >= 200 && x->code < 300) {
+		if (x->offset && restart_part(x) < 0)
+			return -1;
+	} else {
+		x->discard = true;
+		return 0;
+	}
+	if (x->etag[0])
+		snprintf(x->validator, sizeof(x->validator), "%s", x->etag);
+	else if (x->lastmod[0])
+		snprintf(x->validator, sizeof(x->validator), "%s", x->lastmod);
+	else if (x->offset == 0)
+		x->validator[0] = '\0';
+	curl_easy_getinfo(x->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
+	if (cl > 0) {
+		if (e->o->max_filesize &&
+		    (int64_t)x->offset + cl > e->o->max_filesize) {
+			x->fail = F_TOOBIG;
+			return -1;
+		}
+		e->expected += (uint64_t)cl;
+	}
+	return 0;
+}
+
+static size_t on_write(char *data, size_t size, size_t nmemb, void *ud)
+{
+	struct xfer *x = ud;
+	struct engine *e = x->e;
+	size_t n = size * nmemb;
+
+	if (!x->checked && check_response(x) < 0)
+		return 0;
+	if (x->discard)
+		return n;
+	if (e->o->max_filesize &&
+	    x->offset + x->got + n > (uint64_t)e->o->max_filesize) {
+		x->fail = F_TOOBIG;
+		return 0;
+	}
+	if (x->md)
+		EVP_DigestUpdate(x->md, data, n);
+	if (n >= BUF_SIZE / 2) {
+		/* Big chunks go straight to the file: no copy. */
+		int r = flush(x);
+
+		if (r == 0 && x->fd < 0)
+			r = open_part(x);
+		if (r == 0)
+			r = write_all(x->fd, data, n);
+		if (r < 0) {
+			x->fail = F_IO;
+			x->fail_errno = -r;
+			return 0;
+		}
+	} else {
+		if (x->len + n > BUF_SIZE && flush(x) < 0)
+			return 0;
+		memcpy(x->buf + x->len, data, n);
+		x->len += n;
+	}
+	x->got += n;
+	e->bytes += n;
+	atomic_store_explicit(&e->stat->bytes, e->bytes, memory_order_relaxed);
+	return n;
+}
+
+/* Whether header line h (n bytes, with CRLF) is "name: ...". */
+static const char *header_value(const char *h, size_t n, const char *name,
+				size_t *vlen)
+{
+	size_t k = strlen(name);
+
+	if (n <= k || h[k] != ':' || strncasecmp(h, name, k))
+		return NULL;
+	h += k + 1;
+	n -= k + 1;
+	while (n && (*h == ' ' || *h == '\t')) {
+		h++;
+		n--;
+	}
+	while (n && (h[n - 1] == '\r' || h[n - 1] == '\n' || h[n - 1] == ' '))
+		n--;
+	*vlen = n;
+	return h;
+}
+
+static void copy_header(char *dst, size_t cap, const char *v, size_t n)
+{
+	if (n >= cap)
+		n = 0; /* too long to be trusted as a validator */
+	memcpy(dst, v, n);
+	dst[n] = '\0';
+}
+
+static size_t on_header(char *h, size_t size, size_t nmemb, void *ud)
+{
+	struct xfer *x = ud;
+	size_t n = size * nmemb;
+	const char *v;
+	size_t vn;
+
+	/* Each response (redirects, 100 Continue) starts anew. */
+	if (n > 5 && !memcmp(h, "HTTP/", 5)) {
+		x->etag[0] = '\0';
+		x->lastmod[0] = '\0';
+		x->cr_start = -1;
+		x->cr_total = -1;
+		free(x->cd_name);
+		x->cd_name = NULL;
+		return n;
+	}
+	switch (h[0] | 0x20) {
+	case 'e':
+		if ((v = header_value(h, n, "etag", &vn)))
+			copy_header(x->etag, sizeof(x->etag), v, vn);
+		break;
+	case 'l':
+		if ((v = header_value(h, n, "last-modified", &vn)))
+			copy_header(x->lastmod, sizeof(x->lastmod), v, vn);
+		break;
+	case 'c':
+		if ((v = header_value(h, n, "content-range", &vn))) {
+			char tmp[128];
+			long long a, b, t;
+
+			copy_header(tmp, sizeof(tmp), v, vn);
+			if (sscanf(tmp, "bytes %lld-%lld/%lld", &a, &b, &t) ==
+			    3) {
+				x->cr_start = a;
+				x->cr_total = t;
+			} else if (sscanf(tmp, "bytes */%lld", &t) == 1) {
+				x->cr_total = t;
+			}
+		} else if (x->e->o->content_disposition &&
+			   (v = header_value(h, n, "content-disposition",
+					     &vn))) {
+			free(x->cd_name);
+			x->cd_name = name_from_disposition(v, vn);
+		}
+		break;
+	}
+	return n;
+}
+
+static void send_result(struct engine *e, struct xfer *x, int kind,
+			int status, double secs, const char *final,
+			const char *error)
+{
+	struct result_msg r = {
+		.index = x->index,
+		.kind = (uint8_t)kind,
+		.status = (uint8_t)status,
+		.attempts = (uint16_t)x->attempts,
+		.http = (int32_t)x->code,
+		.bytes = x->offset + x->got,
+		.secs = secs,
+	};
+
+	e->report(e->ctx, &r, final, error);
+}
+
+static void release(struct engine *e, struct xfer *x)
+{
+	if (x->fd >= 0)
+		close(x->fd);
+	x->fd = -1;
+	curl_slist_free_all(x->hdrs);
+	x->hdrs = NULL;
+	free(x->url);
+	x->url = NULL;
+	free(x->cd_name);
+	x->cd_name = NULL;
+	x->state = XS_FREE;
+	e->used--;
+}
+
+static void fail_job(struct engine *e, struct xfer *x, const char *why,
+		     bool keep_part)
+{
+	if (keep_part)
+		flush(x);
+	if (x->fd >= 0)
+		close(x->fd);
+	x->fd = -1;
+	if (x->part_exists && !keep_part)
+		unlinkat(e->dirfd, x->part, 0);
+	send_result(e, x, RES_DONE, ST_FAILED, now_mono() - x->t_start, NULL,
+		    why);
+	release(e, x);
+}
+
+/* Rename the complete .part to its name, numbering it when taken. */
+static void place(struct engine *e, struct xfer *x)
+{
+	const struct opts *o = e->o;
+	const char *want = x->cd_name ? x->cd_name : x->name;
+	char name[MAX_NAME_LEN + 64];
+	int r = 0;
+
+	if (x->fd < 0 && open_part(x) < 0) {
+		char why[512];
+
+		snprintf(why, sizeof(why), "create %s: %s", x->part,
+			 strerror(errno));
+		fail_job(e, x, why, false);
+		return;
+	}
+	close(x->fd);
+	x->fd = -1;
+	snprintf(name, sizeof(name), "%s", want);
+	for (unsigned k = 1;; k++) {
+		if (o->overwrite)
+			r = renameat(e->dirfd, x->part, e->dirfd, name);
+		else
+			r = renameat2(e->dirfd, x->part, e->dirfd, name,
+				      RENAME_NOREPLACE);
+		if (r < 0 && errno == EINVAL && !o->overwrite) {
+			/* No RENAME_NOREPLACE here: link() also refuses
+			 * to replace. */
+			r = linkat(e->dirfd, x->part, e->dirfd, name, 0);
+			if (r == 0)
+				unlinkat(e->dirfd, x->part, 0);
+		}
+		if (r == 0 || errno != EEXIST || k > 100000)
+			break;
+		if (o->no_clobber) {
+			unlinkat(e->dirfd, x->part, 0);
+			send_result(e, x, RES_DONE, ST_SKIPPED,
+				    now_mono() - x->t_start, name,
+				    "file exists (--no-clobber)");
+			release(e, x);
+			return;
+		}
+		name_numbered(want, k, name, sizeof(name));
+	}
+	if (r < 0) {
+		char why[512];
+
+		snprintf(why, sizeof(why), "rename to %s: %s", name,
+			 strerror(errno));
+		fail_job(e, x, why, false);
+		return;
+	}
+	send_result(e, x, RES_DONE, ST_OK, now_mono() - x->t_start, name,
+		    NULL);
+	release(e, x);
+}
+
+static bool transient_curl_error(CURLcode rc)
+{
+	switch (rc) {
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_OPERATION_TIMEDOUT:
+	case CURLE_RECV_ERROR:
+	case CURLE_SEND_ERROR:
+	case CURLE_GOT_NOTHING:
+	case CURLE_PARTIAL_FILE:
+	case CURLE_HTTP2:
+	case CURLE_HTTP2_STREAM:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static double backoff(struct engine *e, struct xfer *x, long retry_after)
+{
+	double d = e->o->retry_wait;
+	double jitter = (double)rand_r(&e->seed) / RAND_MAX;
+
+	for (int i = 1; i < x->attempts && d < MAX_BACKOFF; i++)
+		d *= 2;
+	if (d > MAX_BACKOFF)
+		d = MAX_BACKOFF;
+	d *= 0.5 + jitter; /* spread the herd */
+	if (retry_after > 0) {
+		/* The server said when: never earlier, a little later. */
+		d = (double)retry_after;
+		if (d > MAX_RETRY_AFTER)
+			d = MAX_RETRY_AFTER;
+		d += jitter * 0.1 * d;
+	}
+	return d;
+}
+
+static int start(struct engine *e, struct xfer *x);
+
+/* A transient failure: try again later, resuming when -c allows it. */
+static void retry_later(struct engine *e, struct xfer *x, const char *why,
+			long retry_after)
+{
+	double d = backoff(e, x, retry_after);
+
+	if (e->o->cont && x->fail == F_NONE && x->validator[0] &&
+	    flush(x) == 0)
+		x->offset += x->got;
+	else if (restart_part(x) < 0)
+		return fail_job(e, x, why, false);
+	x->state = XS_WAIT;
+	x->t_due = now_mono() + d;
+	send_result(e, x, RES_RETRY, ST_PENDING, d, NULL, why);
+}
+
+static bool verify_sum(struct xfer *x)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned len = 0;
+
+	EVP_DigestFinal_ex(x->md, md, &len);
+	return len == 32 && !memcmp(md, x->sum, 32);
+}
+
+static void finish(struct engine *e, struct xfer *x, CURLcode rc)
+{
+	const struct opts *o = e->o;
+	char why[CURL_ERROR_SIZE + 64];
+	bool transient = false;
+	long retry_after = 0;
+	curl_off_t cl = -1;
+
+	curl_multi_remove_handle(e->multi, x->easy);
+	e->active--;
+	if (!x->checked)
+		curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->code);
+	if (rc == CURLE_OK && x->checked && !x->discard && !x->fail) {
+		flush(x);
+	}
+	if (rc == CURLE_OK && x->checked && !x->discard && !x->fail) {
+		curl_easy_getinfo(x->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T,
+				  &cl);
+		if (cl >= 0 && (uint64_t)cl != x->got) {
+			snprintf(why, sizeof(why),
+				 "got %llu bytes of %lld (Content-Length)",
+				 (unsigned long long)x->got, (long long)cl);
+			transient = true;
+		} else if (x->code == 206 && x->cr_total >= 0 &&
+			   x->offset + x->got != (uint64_t)x->cr_total) {
+			snprintf(why, sizeof(why),
+				 "got %llu bytes of %lld (Content-Range)",
+				 (unsigned long long)(x->offset + x->got),
+				 (long long)x->cr_total);
+			transient = true;
+		} else if (x->md && !verify_sum(x)) {
+			fail_job(e, x, "sha-256 checksum mismatch", false);
+			return;
+		} else {
+			place(e, x);
+			return;
+		}
+	} else if (rc == CURLE_OK && x->code == 200 && !x->checked) {
+		/* An empty body: no write callback ran. */
+		x->checked = true;
+		check_response(x);
+		if (x->fail == F_NONE && (!x->md || verify_sum(x))) {
+			place(e, x);
+			return;
+		}
+		snprintf(why, sizeof(why), "%s",
+			 x->fail ? "empty file refused" :
+				   "sha-256 checksum mismatch");
+	} else if (x->fail == F_RANGE) {
+		/* The server answered a different range: start over at
+		 * once, this does not count as an attempt. */
+		bool resumed = x->offset > 0;
+
+		x->fail = F_NONE;
+		if (resumed && restart_part(x) == 0) {
+			x->attempts--;
+			if (start(e, x) == 0)
+				return;
+		}
+		snprintf(why, sizeof(why), "bad Content-Range");
+	} else if (x->fail == F_TOOBIG) {
+		snprintf(why, sizeof(why), "larger than --max-filesize");
+	} else if (x->fail == F_IO) {
+		snprintf(why, sizeof(why), "write %s: %s", x->part,
+			 strerror(x->fail_errno));
+	} else if (rc != CURLE_OK) {
+		snprintf(why, sizeof(why), "%s",
+			 x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc));
+		transient = transient_curl_error(rc);
+		if (rc == CURLE_FILESIZE_EXCEEDED)
+			snprintf(why, sizeof(why),
+				 "larger than --max-filesize");
+	} else if (x->code == 416 && x->offset > 0) {
+		if (x->cr_total == (int64_t)x->offset &&
+		    (!x->md || verify_sum(x))) {
+			/* The .part was already complete. */
+			x->got = 0;
+			place(e, x);
+			return;
+		}
+		x->attempts--;
+		if (restart_part(x) == 0 && start(e, x) == 0)
+			return;
+		snprintf(why, sizeof(why), "HTTP 416");
+	} else {
+		snprintf(why, sizeof(why), "HTTP %ld", x->code);
+		transient = x->code == 408 || x->code == 429 || x->code >= 500;
+		curl_easy_getinfo(x->easy, CURLINFO_RETRY_AFTER, &retry_after);
+	}
+	if (transient && x->attempts <= o->retries) {
+		retry_later(e, x, why, retry_after);
+		return;
+	}
+	/* With -c a transient failure keeps its bytes for the next run. */
+	fail_job(e, x, why,
+		 transient && o->cont && x->fail == F_NONE &&
+			 x->offset + x->got > 0);
+}
+
+static int hash_existing(struct xfer *x)
+{
+	char *buf = x->buf;
+	uint64_t left = x->offset;
+
+	if (lseek(x->fd, 0, SEEK_SET) < 0)
+		return -1;
+	while (left > 0) {
+		size_t want = left < BUF_SIZE ? (size_t)left : BUF_SIZE;
+		ssize_t n = read(x->fd, buf, want);
+
+		if (n <= 0)
+			return -1;
+		EVP_DigestUpdate(x->md, buf, (size_t)n);
+		left -= (uint64_t)n;
+	}
+	return 0;
+}
+
+/* -c: pick up NAME.part from an earlier run. */
+static void resume_part(struct engine *e, struct xfer *x)
+{
+	struct stat st;
+	ssize_t n;
+
+	x->fd = openat(e->dirfd, x->part, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	if (x->fd < 0)
+		return;
+	if (fstat(x->fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size == 0)
+		goto fresh;
+	x->part_exists = true;
+	x->offset = (uint64_t)st.st_size;
+	n = fgetxattr(x->fd, VALIDATOR_XATTR, x->validator,
+		      sizeof(x->validator) - 1);
+	x->validator[n > 0 ? n : 0] = '\0';
+	if (x->md && hash_existing(x) < 0)
+		goto fresh;
+	if (lseek(x->fd, (off_t)x->offset, SEEK_SET) < 0)
+		goto fresh;
+	return;
+fresh:
+	close(x->fd);
+	x->fd = -1;
+	x->offset = 0;
+	x->validator[0] = '\0';
+	if (x->md)
+		EVP_DigestInit_ex(x->md, EVP_sha256(), NULL);
+}
+
+static struct curl_slist *if_range(const struct opts *o, const char *v)
+{
+	struct curl_slist *l = NULL;
+	char h[256];
+
+	for (struct curl_slist *s = o->headers; s; s = s->next) {
+		struct curl_slist *t = curl_slist_append(l, s->data);
+
+		if (!t)
+			goto fail;
+		l = t;
+	}
+	snprintf(h, sizeof(h), "If-Range: %s", v);
+	struct curl_slist *t = curl_slist_append(l, h);
+
+	if (t)
+		return t;
+fail:
+	curl_slist_free_all(l);
+	return NULL;
+}
+
+static int start(struct engine *e, struct xfer *x)
+{
+	CURL *c = x->easy;
+	CURLMcode mc;
+
+	x->attempts++;
+	x->checked = false;
+	x->discard = false;
+	x->fail = F_NONE;
+	x->code = 0;
+	x->got = 0;
+	x->len = 0;
+	x->cr_start = -1;
+	x->cr_total = -1;
+	x->errbuf[0] = '\0';
+	curl_slist_free_all(x->hdrs);
+	x->hdrs = NULL;
+	/* CURLOPT_RANGE rather than RESUME_FROM: libcurl then leaves a
+	 * 200 answer to us, and we start the .part over in place. */
+	if (x->offset) {
+		char range[32];
+
+		snprintf(range, sizeof(range), "%llu-",
+			 (unsigned long long)x->offset);
+		curl_easy_setopt(c, CURLOPT_RANGE, range);
+		if (x->validator[0])
+			x->hdrs = if_range(e->o, x->validator);
+	} else {
+		curl_easy_setopt(c, CURLOPT_RANGE, NULL);
+	}
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER,
+			 x->hdrs ? x->hdrs : e->o->headers);
+	curl_easy_setopt(c, CURLOPT_URL, x->url);
+	mc = curl_multi_add_handle(e->multi, c);
+	if (mc != CURLM_OK)
+		return -1;
+	x->state = XS_ACTIVE;
+	e->active++;
+	return 0;
+}
+
+int engine_add(struct engine *e, const struct job_msg *m, size_t len)
+{
+	struct xfer *x = NULL;
+	size_t tlen = len - sizeof(*m);
+	const char *name;
+
+	for (int i = 0; i < e->nslots; i++) {
+		if (e->x[i].state == XS_FREE) {
+			x = &e->x[i];
+			break;
+		}
+	}
+	if (!x || len <= sizeof(*m))
+		return -EINVAL;
+	x->url = malloc(tlen + 1);
+	if (!x->url)
+		return -ENOMEM;
+	memcpy(x->url, m->text, tlen);
+	x->url[tlen] = '\0';
+	name = x->url + strlen(x->url) + 1;
+	if (name >= x->url + tlen || !name_is_safe(name)) {
+		free(x->url);
+		x->url = NULL;
+		return -EINVAL;
+	}
+	x->name = name;
+	snprintf(x->part, sizeof(x->part), "%s.part", name);
+	x->index = m->index;
+	x->has_sum = m->has_sum;
+	memcpy(x->sum, m->sum, sizeof(x->sum));
+	x->attempts = 0;
+	x->t_start = now_mono();
+	x->fd = -1;
+	x->part_exists = false;
+	x->offset = 0;
+	x->validator[0] = '\0';
+	x->etag[0] = '\0';
+	x->lastmod[0] = '\0';
+	x->cd_name = NULL;
+	if (x->has_sum) {
+		if (!x->md)
+			x->md = EVP_MD_CTX_new();
+		if (!x->md || !EVP_DigestInit_ex(x->md, EVP_sha256(), NULL))
+			return -ENOMEM;
+	} else if (x->md) {
+		EVP_MD_CTX_free(x->md);
+		x->md = NULL;
+	}
+	x->state = XS_WAIT;
+	e->used++;
+	if (e->o->cont)
+		resume_part(e, x);
+	if (start(e, x) < 0) {
+		fail_job(e, x, "could not start the transfer", true);
+		return 0;
+	}
+	stat_update(e);
+	return 0;
+}
+
+bool engine_has_free_slot(const struct engine *e)
+{
+	return e->used < e->nslots;
+}
+
+bool engine_idle(const struct engine *e)
+{
+	return e->used == 0;
+}
+
+static int collect(struct engine *e)
+{
+	CURLMsg *msg;
+	int left;
+	int n = 0;
+
+	while ((msg = curl_multi_info_read(e->multi, &left))) {
+		char *priv = NULL;
+
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
+		finish(e, (struct xfer *)priv, msg->data.result);
+		n++;
+	}
+	return n;
+}
+
+int engine_run(struct engine *e, int timeout_ms)
+{
+	double now = now_mono();
+	double due = -1;
+	int running;
+	int n;
+
+	for (int i = 0; i < e->nslots; i++) {
+		struct xfer *x = &e->x[i];
+
+		if (x->state != XS_WAIT)
+			continue;
+		if (x->t_due <= now) {
+			if (start(e, x) < 0)
+				fail_job(e, x, "could not restart", true);
+		} else if (due < 0 || x->t_due < due) {
+			due = x->t_due;
+		}
+	}
+	curl_multi_perform(e->multi, &running);
+	n = collect(e);
+	if (n == 0) {
+		if (due >= 0 && (due - now) * 1000 < timeout_ms)
+			timeout_ms = (int)((due - now) * 1000) + 1;
+		curl_multi_poll(e->multi, NULL, 0, timeout_ms, NULL);
+		curl_multi_perform(e->multi, &running);
+		n = collect(e);
+	}
+	stat_update(e);
+	return n;
+}
+
+void engine_interrupt(struct engine *e)
+{
+	for (int i = 0; i < e->nslots; i++) {
+		struct xfer *x = &e->x[i];
+
+		if (x->state == XS_FREE)
+			continue;
+		if (x->state == XS_ACTIVE) {
+			curl_multi_remove_handle(e->multi, x->easy);
+			e->active--;
+			if (x->checked && !x->discard && !x->fail)
+				flush(x);
+		}
+		if (x->fd >= 0 && x->validator[0])
+			fsetxattr(x->fd, VALIDATOR_XATTR, x->validator,
+				  strlen(x->validator), 0);
+		send_result(e, x, RES_DONE, ST_INTERRUPTED,
+			    now_mono() - x->t_start,
+			    x->part_exists ? x->part : NULL, "interrupted");
+		release(e, x);
+	}
+	stat_update(e);
+}
+
+static int setup_easy(struct engine *e, struct xfer *x)
+{
+	const struct opts *o = e->o;
+	CURL *c = curl_easy_init();
+
+	if (!c)
+		return -ENOMEM;
+	x->easy = c;
+	x->buf = malloc(BUF_SIZE);
+	if (!x->buf)
+		return -ENOMEM;
+	curl_easy_setopt(c, CURLOPT_PRIVATE, (char *)x);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_write);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, x);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, x);
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, x->errbuf);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
+	curl_easy_setopt(c, CURLOPT_MAXREDIRS, o->max_redirs);
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(c, CURLOPT_PIPEWAIT, 1L);
+	curl_easy_setopt(c, CURLOPT_BUFFERSIZE, (long)BUF_SIZE);
+	if (o->connect_timeout > 0)
+		curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
+				 (long)(o->connect_timeout * 1000));
+	if (o->timeout > 0)
+		curl_easy_setopt(c, CURLOPT_TIMEOUT_MS,
+				 (long)(o->timeout * 1000));
+	if (o->stall_timeout > 0) {
+		long s = (long)(o->stall_timeout + 0.999);
+
+		curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+		curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, s < 1 ? 1 : s);
+	}
+	if (o->insecure) {
+		curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
+		curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+	}
+	if (o->max_filesize)
+		curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE,
+				 (curl_off_t)o->max_filesize);
+	if (o->limit_rate) {
+		/* The total rate, shared by the concurrent transfers. */
+		curl_off_t per = o->limit_rate / (o->jobs ? o->jobs : 1);
+
+		curl_easy_setopt(c, CURLOPT_MAX_RECV_SPEED_LARGE,
+				 per > 0 ? per : 1);
+	}
+	curl_easy_setopt(c, CURLOPT_USERAGENT, o->user_agent);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, o->headers);
+	return 0;
+}
+
+struct engine *engine_new(const struct opts *o, int dirfd,
+			  struct worker_stat *stat, int slots,
+			  int (*report)(void *ctx, const struct result_msg *r,
+					const char *final, const char *error),
+			  void *ctx)
+{
+	struct engine *e = calloc(1, sizeof(*e));
+
+	if (!e)
+		return NULL;
+	e->o = o;
+	e->dirfd = dirfd;
+	e->stat = stat;
+	e->report = report;
+	e->ctx = ctx;
+	e->nslots = slots;
+	e->seed = (unsigned)getpid() ^ (unsigned)(now_mono() * 1e6);
+	e->multi = curl_multi_init();
+	e->x = calloc((size_t)slots, sizeof(*e->x));
+	if (!e->multi || !e->x)
+		goto fail;
+	curl_multi_setopt(e->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS,
+			  (long)slots);
+	curl_multi_setopt(e->multi, CURLMOPT_MAXCONNECTS, (long)slots);
+	if (o->max_per_host > 0)
+		curl_multi_setopt(e->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
+				  (long)o->max_per_host);
+	for (int i = 0; i < slots; i++) {
+		e->x[i].e = e;
+		e->x[i].fd = -1;
+		if (setup_easy(e, &e->x[i]) < 0)
+			goto fail;
+	}
+	return e;
+fail:
+	engine_free(e);
+	return NULL;
+}
+
+void engine_free(struct engine *e)
+{
+	if (!e)
+		return;
+	for (int i = 0; e->x && i < e->nslots; i++) {
+		struct xfer *x = &e->x[i];
+
+		if (x->state == XS_ACTIVE)
+			curl_multi_remove_handle(e->multi, x->easy);
+		if (x->state != XS_FREE)
+			release(e, x);
+		if (x->easy)
+			curl_easy_cleanup(x->easy);
+		EVP_MD_CTX_free(x->md);
+		free(x->buf);
+	}
+	if (e->multi)
+		curl_multi_cleanup(e->multi);
+	free(e->x);
+	free(e);
+}

@@ -1,0 +1,397 @@
+/*
+ * mpget's command line: options, --help, and the URL list; run.c does
+ * the rest.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "mpget.h"
+
+static const char usage_text[] =
+"Usage: mpget [OPTIONS] [URL...]\n"
+"Download many files over HTTP(S) at once, with worker processes.\n"
+"\n"
+"Input:\n"
+"  URL...                   URLs to fetch (http:// and https:// only)\n"
+"  -i, --input-file FILE    read URLs from FILE, or from stdin with '-':\n"
+"                           one URL per line; blank lines and '#' comments\n"
+"                           are skipped; indented lines under a URL set\n"
+"                           options for it:  out=NAME  checksum=sha-256=HEX\n"
+"      --strict             stop at the first bad input line (exit 2)\n"
+"                           instead of reporting it and going on\n"
+"\n"
+"Where files go:\n"
+"  -d, --dir DIR            save into DIR (created; default: .)\n"
+"                           names come from the URL path (percent-decoded)\n"
+"                           or out=; mpget never writes outside DIR\n"
+"      --content-disposition  use the server's Content-Disposition name\n"
+"      --no-clobber         skip a file whose name exists in DIR\n"
+"      --overwrite          replace existing files (default: NAME.1.EXT)\n"
+"  -c, --continue           resume NAME.part files left by an earlier run;\n"
+"                           files already in DIR are skipped\n"
+"\n"
+"Concurrency:\n"
+"  -j, --jobs N             transfers at once, in all (default 16)\n"
+"      --processes N        worker processes (default: CPUs, at most -j)\n"
+"      --max-per-host N     connections per host per worker process\n"
+"      --limit-rate RATE    total download rate, e.g. 500K, 10M\n"
+"\n"
+"Network:\n"
+"      --retries N          retries of transient failures: connect errors,\n"
+"                           timeouts, 5xx, 408, 429 (default 5)\n"
+"      --retry-wait SECS    first backoff; doubles, with jitter (default 1);\n"
+"                           Retry-After is honoured\n"
+"      --connect-timeout SECS  (default 30)\n"
+"      --timeout SECS       limit for one transfer (default: none)\n"
+"      --stall-timeout SECS give up on a transfer that receives nothing\n"
+"                           for this long (default 60; 0: never)\n"
+"      --max-redirs N       redirects to follow (default 10); only to\n"
+"                           http:// and https://\n"
+"      --max-filesize SIZE  refuse bigger files, e.g. 100M\n"
+"  -H, --header 'NAME: VALUE'  extra request header (repeatable)\n"
+"  -A, --user-agent STRING\n"
+"  -k, --insecure           do not verify TLS certificates (warns)\n"
+"                           Proxies come from http_proxy, https_proxy,\n"
+"                           no_proxy, as in curl.\n"
+"\n"
+"Output:\n"
+"  -q, --quiet              only errors and the summary's failures\n"
+"  -v, --verbose            also retries and a line per file\n"
+"      --progress MODE      auto (default), bar, lines or none\n"
+"      --report FILE        write per-URL results as JSON ('-': stdout)\n"
+"  -h, --help               this text\n"
+"  -V, --version\n"
+"\n"
+"Every file is written to NAME.part and renamed to NAME only when it is\n"
+"complete: its size matches Content-Length (and Content-Range) and, when\n"
+"given, its sha-256.  A failed download leaves no file behind.\n"
+"\n"
+"Exit status: 0 all files ok (or skipped), 1 some failed or input lines\n"
+"were bad, 2 usage error, 130 interrupted (Ctrl-C: .part files are kept\n"
+"for -c).\n";
+
+enum {
+	OPT_PROCESSES = 256,
+	OPT_MAX_PER_HOST,
+	OPT_CD,
+	OPT_NO_CLOBBER,
+	OPT_OVERWRITE,
+	OPT_RETRIES,
+	OPT_RETRY_WAIT,
+	OPT_CONNECT_TIMEOUT,
+	OPT_TIMEOUT,
+	OPT_STALL_TIMEOUT,
+	OPT_MAX_REDIRS,
+	OPT_MAX_FILESIZE,
+	OPT_LIMIT_RATE,
+	OPT_REPORT,
+	OPT_STRICT,
+	OPT_PROGRESS,
+};
+
+static const struct option longopts[] = {
+	{"input-file", required_argument, NULL, 'i'},
+	{"dir", required_argument, NULL, 'd'},
+	{"jobs", required_argument, NULL, 'j'},
+	{"processes", required_argument, NULL, OPT_PROCESSES},
+	{"max-per-host", required_argument, NULL, OPT_MAX_PER_HOST},
+	{"continue", no_argument, NULL, 'c'},
+	{"content-disposition", no_argument, NULL, OPT_CD},
+	{"no-clobber", no_argument, NULL, OPT_NO_CLOBBER},
+	{"overwrite", no_argument, NULL, OPT_OVERWRITE},
+	{"retries", required_argument, NULL, OPT_RETRIES},
+	{"retry-wait", required_argument, NULL, OPT_RETRY_WAIT},
+	{"connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT},
+	{"timeout", required_argument, NULL, OPT_TIMEOUT},
+	{"stall-timeout", required_argument, NULL, OPT_STALL_TIMEOUT},
+	{"max-redirs", required_argument, NULL, OPT_MAX_REDIRS},
+	{"max-filesize", required_argument, NULL, OPT_MAX_FILESIZE},
+	{"limit-rate", required_argument, NULL, OPT_LIMIT_RATE},
+	{"header", required_argument, NULL, 'H'},
+	{"user-agent", required_argument, NULL, 'A'},
+	{"insecure", no_argument, NULL, 'k'},
+	{"quiet", no_argument, NULL, 'q'},
+	{"verbose", no_argument, NULL, 'v'},
+	{"progress", required_argument, NULL, OPT_PROGRESS},
+	{"report", required_argument, NULL, OPT_REPORT},
+	{"strict", no_argument, NULL, OPT_STRICT},
+	{"help", no_argument, NULL, 'h'},
+	{"version", no_argument, NULL, 'V'},
+	{NULL, 0, NULL, 0},
+};
+
+/* "123", "10K", "1.5M", "2G" (powers of 1024). */
+int parse_size(const char *s, int64_t *out)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s || v < 0)
+		return -1;
+	switch (*end) {
+	case 'k': case 'K':
+		v *= 1024;
+		end++;
+		break;
+	case 'm': case 'M':
+		v *= 1024 * 1024;
+		end++;
+		break;
+	case 'g': case 'G':
+		v *= 1024.0 * 1024 * 1024;
+		end++;
+		break;
+	}
+	if (*end == 'i' || *end == 'B')
+		end += *end == 'i' && end[1] == 'B' ? 2 : 1;
+	if (*end || v > 9e18)
+		return -1;
+	*out = (int64_t)v;
+	return 0;
+}
+
+static int parse_int(const char *s, const char *opt, int min, int max,
+		     int *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < min || v > max) {
+		errorf("%s wants a number from %d to %d, not '%s'", opt, min,
+		       max, s);
+		return -1;
+	}
+	*out = (int)v;
+	return 0;
+}
+
+static int parse_secs(const char *s, const char *opt, double *out)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s || *end || v < 0 || v > 1e6) {
+		errorf("%s wants seconds, not '%s'", opt, s);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+static int usage_error(void)
+{
+	outf("Try 'mpget --help'.\n");
+	return EXIT_USAGE;
+}
+
+int main(int argc, char **argv)
+{
+	struct opts o = {
+		.dir = ".",
+		.jobs = 16,
+		.retries = 5,
+		.retry_wait = 1,
+		.connect_timeout = 30,
+		.stall_timeout = 60,
+		.max_redirs = 10,
+		.user_agent = "mpget/" MPGET_VERSION,
+		.verbosity = 1,
+	};
+	struct joblist jl = {0};
+	const char *inputs[64];
+	int ninputs = 0;
+	int c, v, ret;
+
+	while ((c = getopt_long(argc, argv, "i:d:j:cH:A:kqvhV", longopts,
+				NULL)) != -1) {
+		int bad = 0;
+
+		switch (c) {
+		case 'i':
+			if (ninputs == 64) {
+				errorf("too many -i options");
+				return usage_error();
+			}
+			inputs[ninputs++] = optarg;
+			break;
+		case 'd':
+			o.dir = optarg;
+			break;
+		case 'j':
+			bad = parse_int(optarg, "-j", 1, 10000, &o.jobs);
+			break;
+		case OPT_PROCESSES:
+			bad = parse_int(optarg, "--processes", 1, MAX_WORKERS,
+					&o.processes);
+			break;
+		case OPT_MAX_PER_HOST:
+			bad = parse_int(optarg, "--max-per-host", 1, 10000,
+					&o.max_per_host);
+			break;
+		case 'c':
+			o.cont = true;
+			break;
+		case OPT_CD:
+			o.content_disposition = true;
+			break;
+		case OPT_NO_CLOBBER:
+			o.no_clobber = true;
+			break;
+		case OPT_OVERWRITE:
+			o.overwrite = true;
+			break;
+		case OPT_RETRIES:
+			bad = parse_int(optarg, "--retries", 0, 1000,
+					&o.retries);
+			break;
+		case OPT_RETRY_WAIT:
+			bad = parse_secs(optarg, "--retry-wait", &o.retry_wait);
+			break;
+		case OPT_CONNECT_TIMEOUT:
+			bad = parse_secs(optarg, "--connect-timeout",
+					 &o.connect_timeout);
+			break;
+		case OPT_TIMEOUT:
+			bad = parse_secs(optarg, "--timeout", &o.timeout);
+			break;
+		case OPT_STALL_TIMEOUT:
+			bad = parse_secs(optarg, "--stall-timeout",
+					 &o.stall_timeout);
+			break;
+		case OPT_MAX_REDIRS:
+			bad = parse_int(optarg, "--max-redirs", 0, 1000, &v);
+			o.max_redirs = v;
+			break;
+		case OPT_MAX_FILESIZE:
+			bad = parse_size(optarg, &o.max_filesize);
+			if (bad)
+				errorf("--max-filesize wants a size, not '%s'",
+				       optarg);
+			break;
+		case OPT_LIMIT_RATE:
+			bad = parse_size(optarg, &o.limit_rate);
+			if (bad)
+				errorf("--limit-rate wants a rate, not '%s'",
+				       optarg);
+			break;
+		case 'H': {
+			struct curl_slist *l;
+
+			if (!strchr(optarg, ':') && !strchr(optarg, ';')) {
+				errorf("-H wants 'Name: value', not '%s'",
+				       optarg);
+				bad = -1;
+				break;
+			}
+			l = curl_slist_append(o.headers, optarg);
+			if (!l) {
+				errorf("out of memory");
+				return EXIT_SOME_FAILED;
+			}
+			o.headers = l;
+			break;
+		}
+		case 'A':
+			o.user_agent = optarg;
+			break;
+		case 'k':
+			o.insecure = true;
+			break;
+		case 'q':
+			o.verbosity = 0;
+			break;
+		case 'v':
+			o.verbosity = 2;
+			break;
+		case OPT_PROGRESS:
+			if (!strcmp(optarg, "auto"))
+				o.progress = PROGRESS_AUTO;
+			else if (!strcmp(optarg, "bar"))
+				o.progress = PROGRESS_BAR;
+			else if (!strcmp(optarg, "lines"))
+				o.progress = PROGRESS_LINES;
+			else if (!strcmp(optarg, "none"))
+				o.progress = PROGRESS_NONE;
+			else {
+				errorf("--progress wants auto, bar, lines or "
+				       "none");
+				bad = -1;
+			}
+			break;
+		case OPT_REPORT:
+			o.report = optarg;
+			break;
+		case OPT_STRICT:
+			o.strict = true;
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			return EXIT_OK;
+		case 'V':
+			printf("mpget %s (multiproc %u.%u.%u, %s)\n",
+			       MPGET_VERSION, mp_version() >> 16 & 0xff,
+			       mp_version() >> 8 & 0xff, mp_version() & 0xff,
+			       curl_version());
+			return EXIT_OK;
+		default:
+			return usage_error();
+		}
+		if (bad)
+			return usage_error();
+	}
+	msg_verbosity = o.verbosity;
+	if (o.no_clobber && o.overwrite) {
+		errorf("--no-clobber and --overwrite contradict each other");
+		return usage_error();
+	}
+	if (optind == argc && ninputs == 0) {
+		errorf("no URLs (give them as arguments or with -i FILE)");
+		return usage_error();
+	}
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		errorf("libcurl failed to initialize");
+		return EXIT_SOME_FAILED;
+	}
+	if (o.insecure)
+		warnf("--insecure: TLS certificates are not verified; anyone "
+		      "on the path can change what you download");
+	ret = 0;
+	for (int i = optind; i < argc && ret == 0; i++) {
+		ret = urllist_add_url(&jl, argv[i], NULL, 0);
+		if (ret == -EINVAL && !o.strict)
+			ret = 0;
+	}
+	for (int i = 0; i < ninputs && ret == 0; i++)
+		ret = urllist_read(&jl, inputs[i], o.strict);
+	if (ret == -ENOMEM) {
+		errorf("out of memory");
+		ret = EXIT_SOME_FAILED;
+		goto out;
+	}
+	if (ret) {
+		ret = o.strict && jl.bad_lines ? EXIT_USAGE : EXIT_SOME_FAILED;
+		goto out;
+	}
+	if (o.processes == 0)
+		o.processes = mp_cpu_count();
+	if (o.processes > o.jobs)
+		o.processes = o.jobs;
+	if (o.processes > MAX_WORKERS)
+		o.processes = MAX_WORKERS;
+	ret = run(&o, &jl);
+out:
+	joblist_free(&jl);
+	curl_slist_free_all(o.headers);
+	curl_global_cleanup();
+	return ret;
+}

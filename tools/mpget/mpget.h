@@ -1,0 +1,215 @@
+#ifndef MPGET_H
+#define MPGET_H
+
+/*
+ * mpget: a batch downloader on worker processes.
+ *
+ * The parent (run.c) reads the URL list (urllist.c), gives every job a safe
+ * file name (names.c) and starts a fixed set of worker processes
+ * (worker.c).  Jobs go to the workers through one mp_queue, results come
+ * back through another; each worker drives many transfers at once with one
+ * libcurl multi handle (fetch.c).  Byte counters live in shared memory that
+ * the parent renders (progress.c); the summary and the JSON report are
+ * report.c.  Every message to the user goes through msg.c.
+ */
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <curl/curl.h>
+#include <multiproc.h>
+
+#define MPGET_VERSION "0.1.0"
+
+/* Exit codes (documented in --help and mpget(1)). */
+#define EXIT_OK 0
+#define EXIT_SOME_FAILED 1
+#define EXIT_USAGE 2
+#define EXIT_INTERRUPTED 130
+
+#define MAX_WORKERS 64
+#define MAX_URL_LEN 16384
+#define MAX_NAME_LEN 200 /* leaves room for ".part" and a number */
+
+struct opts {
+	const char *dir;
+	int jobs;          /* concurrent transfers in all */
+	int processes;     /* worker processes */
+	int max_per_host;  /* 0: no limit beyond jobs */
+	bool cont;
+	bool no_clobber;
+	bool overwrite;
+	bool content_disposition;
+	bool insecure;
+	bool strict;
+	int retries;
+	double retry_wait;      /* first backoff, seconds */
+	double connect_timeout; /* seconds, 0 = libcurl's default */
+	double timeout;         /* whole transfer, 0 = none */
+	double stall_timeout;   /* seconds without a byte, 0 = none */
+	long max_redirs;
+	int64_t max_filesize;   /* 0 = no limit */
+	int64_t limit_rate;     /* bytes/s in all, 0 = none */
+	struct curl_slist *headers;
+	const char *user_agent;
+	int verbosity;          /* 0 quiet, 1 normal, 2 verbose */
+	const char *report;
+	int progress;           /* PROGRESS_* */
+};
+
+enum { PROGRESS_AUTO, PROGRESS_BAR, PROGRESS_LINES, PROGRESS_NONE };
+
+enum status {
+	ST_PENDING,
+	ST_OK,
+	ST_FAILED,
+	ST_SKIPPED,
+	ST_INTERRUPTED,
+};
+
+/* One URL to fetch, as the parent keeps it. */
+struct job {
+	char *url;
+	char *name;       /* file name inside DIR, safe (names.c) */
+	bool has_sum;
+	uint8_t sum[32];  /* expected sha-256 */
+	int line;         /* input line, 0 for a command-line argument */
+	/* outcome */
+	enum status status;
+	int http;
+	int attempts;
+	uint64_t bytes;
+	double secs;
+	char *final;      /* the name it was saved under */
+	char *error;      /* why it failed or was skipped */
+};
+
+struct joblist {
+	struct job *v;
+	size_t n, cap;
+	int bad_lines;    /* lines reported and skipped */
+};
+
+/*
+ * Messages between the processes.  A job message is struct job_msg then
+ * the URL and the name, each NUL-terminated.  A result message is struct
+ * result_msg then the final name and the error text, each NUL-terminated.
+ */
+struct job_msg {
+	uint32_t index;
+	uint8_t has_sum;
+	uint8_t sum[32];
+	char text[];
+};
+
+enum { RES_DONE, RES_RETRY };
+
+struct result_msg {
+	uint32_t index;
+	uint8_t kind;     /* RES_* */
+	uint8_t status;   /* enum status, for RES_DONE */
+	uint16_t attempts;
+	int32_t http;
+	uint64_t bytes;
+	double secs;      /* RES_DONE: time taken; RES_RETRY: the delay */
+	char text[];
+};
+
+#define MSG_MAX (sizeof(struct result_msg) + MAX_URL_LEN + 2 * 1024)
+
+/*
+ * Shared memory (mp_shared_alloc), written by workers and read by the
+ * parent.  Each worker owns one cache line of counters, so the hot path
+ * is a relaxed store nobody else writes.
+ */
+struct worker_stat {
+	_Atomic uint64_t bytes;     /* body bytes received */
+	_Atomic uint64_t expected;  /* announced sizes of started transfers */
+	_Atomic uint32_t active;    /* transfers under way */
+	char pad[64 - 2 * sizeof(uint64_t) - sizeof(uint32_t)];
+} __attribute__((aligned(64)));
+
+struct shared {
+	_Atomic int stop;           /* the parent asks the workers to stop */
+	struct worker_stat w[MAX_WORKERS];
+};
+
+/* msg.c: every line mpget prints goes through these. */
+extern int msg_verbosity;
+void errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void warnf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void infof(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void verbosef(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Plain text to stderr, for the progress line and the summary. */
+void outf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* A live line is on screen: messages erase it first. */
+void msg_set_live(bool live);
+void msg_flush(void);
+const char *human_bytes(double bytes, char *buf, size_t size);
+const char *human_secs(double secs, char *buf, size_t size);
+
+/* urllist.c */
+int urllist_add_url(struct joblist *jl, const char *url, const char *src,
+		    int line);
+int urllist_read(struct joblist *jl, const char *path, bool strict);
+void joblist_free(struct joblist *jl);
+bool url_is_acceptable(const char *url, const char **why);
+
+/* names.c */
+char *name_from_url(const char *url);
+char *name_sanitize(const char *raw, size_t len);
+bool name_is_safe(const char *name);
+int name_numbered(const char *name, unsigned k, char *buf, size_t size);
+char *name_from_disposition(const char *value, size_t len);
+int names_assign(struct joblist *jl);
+
+/* fetch.c: one engine per worker process. */
+struct engine;
+struct engine *engine_new(const struct opts *o, int dirfd,
+			  struct worker_stat *stat, int slots,
+			  int (*report)(void *ctx, const struct result_msg *r,
+					const char *final, const char *error),
+			  void *ctx);
+bool engine_has_free_slot(const struct engine *e);
+bool engine_idle(const struct engine *e);
+int engine_add(struct engine *e, const struct job_msg *m, size_t len);
+/* Runs transfers for at most timeout_ms; returns how many ended. */
+int engine_run(struct engine *e, int timeout_ms);
+/* Stop every transfer, keep their .part files, report them. */
+void engine_interrupt(struct engine *e);
+void engine_free(struct engine *e);
+
+/* worker.c */
+struct worker_ctx {
+	const struct opts *o;
+	int index;
+	int slots;
+	int dirfd;
+	mp_queue *jobs;
+	mp_queue *results;
+	struct shared *sh;
+};
+int worker_main(void *arg);
+
+/* progress.c */
+struct progress;
+struct progress *progress_new(const struct opts *o, struct shared *sh,
+			      int workers, size_t total);
+void progress_job_done(struct progress *p, const struct job *j);
+void progress_tick(struct progress *p, bool force);
+void progress_end(struct progress *p);
+double progress_elapsed(const struct progress *p);
+void progress_free(struct progress *p);
+
+/* report.c */
+void report_summary(const struct joblist *jl, double secs, bool interrupted);
+int report_json(const char *path, const struct joblist *jl, double secs);
+
+/* run.c */
+int run(const struct opts *o, struct joblist *jl);
+
+double now_mono(void);
+int parse_size(const char *s, int64_t *out);
+
+#endif

@@ -1,0 +1,110 @@
+/*
+ * A worker process: takes jobs from the job queue as long as it has free
+ * slots, runs them on its engine (fetch.c), and puts every outcome on the
+ * result queue.  It ends when the job queue is closed and drained and its
+ * last transfer is done, or when the parent raises the stop flag (Ctrl-C):
+ * then it keeps its .part files, reports what it had under way and leaves.
+ *
+ * libcurl handles are made here, after fork(), and never shared.
+ */
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mpget.h"
+
+/* How long a worker waits on an empty queue or a quiet network before it
+ * looks at the stop flag again: the latency of Ctrl-C. */
+#define TICK_MS 100
+
+static volatile sig_atomic_t got_signal;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	got_signal = 1;
+}
+
+static int report(void *ctx, const struct result_msg *r, const char *final,
+		  const char *error)
+{
+	struct worker_ctx *w = ctx;
+	char buf[MSG_MAX];
+	struct result_msg *m = (struct result_msg *)buf;
+	size_t a = final ? strlen(final) : 0;
+	size_t b = error ? strlen(error) : 0;
+	int rc;
+
+	if (a > MAX_NAME_LEN + 32)
+		a = MAX_NAME_LEN + 32;
+	if (b > 1024)
+		b = 1024;
+	*m = *r;
+	memcpy(m->text, final ? final : "", a);
+	m->text[a] = '\0';
+	memcpy(m->text + a + 1, error ? error : "", b);
+	m->text[a + 1 + b] = '\0';
+	/* Wait as long as it takes: the parent always drains results. */
+	do {
+		rc = mp_queue_put(w->results, m, sizeof(*m) + a + b + 2,
+				  TICK_MS / 1000.0);
+	} while (rc == -ETIMEDOUT && !got_signal);
+	return rc;
+}
+
+static bool stopping(const struct worker_ctx *w)
+{
+	return got_signal ||
+	       atomic_load_explicit(&w->sh->stop, memory_order_relaxed);
+}
+
+int worker_main(void *arg)
+{
+	struct worker_ctx *w = arg;
+	struct sigaction sa = {.sa_handler = on_signal};
+	char msg[sizeof(struct job_msg) + MAX_URL_LEN + MAX_NAME_LEN + 16];
+	struct engine *e;
+	bool input_done = false;
+	int ret = 0;
+
+	/* Ctrl-C reaches the whole process group: finish cleanly. */
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	e = engine_new(w->o, w->dirfd, &w->sh->w[w->index], w->slots, report,
+		       w);
+	if (!e)
+		return 3;
+	while (!stopping(w)) {
+		while (!input_done && engine_has_free_slot(e)) {
+			/* Block only when there is nothing else to do. */
+			double t = engine_idle(e) ? TICK_MS / 1000.0 : 0;
+			ssize_t n = mp_queue_get(w->jobs, msg, sizeof(msg), t);
+
+			if (n == -ETIMEDOUT)
+				break;
+			if (n < 0) {
+				/* MP_ECLOSED: all jobs are out.  Anything
+				 * else is as final. */
+				if (n != MP_ECLOSED)
+					ret = 4;
+				input_done = true;
+				break;
+			}
+			if (engine_add(e, (struct job_msg *)msg, (size_t)n) < 0)
+				ret = 5;
+		}
+		if (engine_idle(e)) {
+			if (input_done)
+				break;
+			continue;
+		}
+		engine_run(e, TICK_MS);
+	}
+	if (stopping(w))
+		engine_interrupt(e);
+	engine_free(e);
+	return ret;
+}
