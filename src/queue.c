@@ -3,9 +3,11 @@
  *
  * Layout (struct queue_shared, then the ring):
  *   line 0  constants: magic, ring size R (a power of two), ring offset
- *   line 1  producer side: pword, powner_start, tail, head_cache, nput
- *   line 2  consumer side: cword, cowner_start, head, tail_cache, nget
- *   line 3  data_event, space_event, unfinished (joinable)
+ *   line 1  producer side: pword, powner_start, head_cache, nput
+ *   line 2  tail (alone: consumers poll it)
+ *   line 3  consumer side: cword, cowner_start, tail_cache, nget
+ *   line 4  head (alone: producers poll it)
+ *   line 5  data_event, space_event, unfinished (joinable)
  *   ring    R bytes; head and tail are byte counts that only grow, the
  *           index is pos & (R - 1).  A record is an 8-byte header (the
  *           length) and the message, padded to 8, wrapping around the end
@@ -52,7 +54,7 @@
 #include "internal.h"
 
 #define QUEUE_MAGIC 0x51554555u /* "QUEU" */
-#define QUEUE_LAYOUT 1
+#define QUEUE_LAYOUT 2
 #define F_JOINABLE 1u
 
 #define TID 0x1fffffffu
@@ -72,10 +74,14 @@ struct side {
 	_Atomic uint32_t word;
 	uint32_t pad;
 	_Atomic uint64_t owner_start;
-	_Atomic uint64_t pos;	/* tail for producers, head for consumers */
 	_Atomic uint64_t cache; /* the other side's pos, as last read */
 	_Atomic uint64_t count; /* messages put / got */
-	char pad2[MP__CACHELINE - 40];
+	char pad2[MP__CACHELINE - 32];
+	/* tail for producers, head for consumers: the one field the other
+	 * side reads, on its own line so that its polling does not steal
+	 * the lock word's line between our lock and unlock. */
+	_Atomic uint64_t pos;
+	char pad3[MP__CACHELINE - 8];
 };
 
 struct queue_shared {
@@ -94,8 +100,8 @@ struct queue_shared {
 	char pad3[MP__CACHELINE - 12];
 };
 
-_Static_assert(sizeof(struct side) == MP__CACHELINE, "one line per side");
-_Static_assert(sizeof(struct queue_shared) == 4 * MP__CACHELINE, "layout");
+_Static_assert(sizeof(struct side) == 2 * MP__CACHELINE, "two lines a side");
+_Static_assert(sizeof(struct queue_shared) == 6 * MP__CACHELINE, "layout");
 _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "address-free 64-bit atomics");
 
 static inline struct queue_shared *shared(mp_queue *q)
