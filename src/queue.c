@@ -144,8 +144,8 @@ static void setup(struct queue_shared *s, uint64_t ring_size, int64_t off,
 	s->flags = joinable ? F_JOINABLE : 0;
 	s->ring_size = ring_size;
 	s->ring_off = off;
-	atomic_thread_fence(memory_order_release);
-	s->magic = QUEUE_MAGIC;
+	/* Publish: whoever sees the magic sees the fields. */
+	__atomic_store_n(&s->magic, QUEUE_MAGIC, __ATOMIC_RELEASE);
 }
 
 static mp_queue *queue_new(size_t capacity, bool joinable)
@@ -207,12 +207,12 @@ mp_queue *mp_queue_attach(void *mem)
 {
 	struct queue_shared *s = mem;
 
-	if (!s || ((uintptr_t)mem & 7) || s->magic != QUEUE_MAGIC ||
+	if (!s || ((uintptr_t)mem & 7) ||
+	    __atomic_load_n(&s->magic, __ATOMIC_ACQUIRE) != QUEUE_MAGIC ||
 	    s->layout != QUEUE_LAYOUT) {
 		errno = EINVAL;
 		return NULL;
 	}
-	atomic_thread_fence(memory_order_acquire);
 	return mem;
 }
 
