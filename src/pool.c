@@ -166,8 +166,9 @@ struct req {
 	/* imap */
 	size_t next_item;
 	size_t cur, cur_end; /* unordered: items being delivered */
-	size_t lo;           /* unordered: chunks below are taken */
-	uint8_t *taken;
+	size_t from;         /* unordered: chunks below were looked at */
+	size_t *holes;       /* unordered: looked at before they were done */
+	size_t nholes, holes_cap;
 };
 
 struct mp_async {
@@ -396,8 +397,17 @@ static int spawn(struct mp_pool *p, int i)
 		mp_process_free(proc);
 		return r;
 	}
+	int fd = mp_process_sentinel(proc);
+	if (fd < 0) {
+		/* Without its pidfd we could not see it die: give up on it. */
+		r = -errno;
+		mp_process_kill(proc);
+		mp_process_join(proc, MP_FOREVER);
+		mp_process_free(proc);
+		return r;
+	}
 	w->proc = proc;
-	w->pidfd = mp_process_sentinel(proc);
+	w->pidfd = fd;
 	return 0;
 }
 
@@ -521,7 +531,7 @@ static void req_unlink(struct mp_pool *p, struct req *r)
 static void req_release(struct req *r)
 {
 	mp_shared_free(r->block);
-	free(r->taken);
+	free(r->holes);
 	free(r);
 }
 
@@ -1044,17 +1054,6 @@ static mp_imap *imap_new(mp_pool *pool, mp_map_fn fn, const void *in,
 		return NULL;
 	}
 	r->unordered = unordered;
-	if (unordered && r->nchunks) {
-		r->taken = calloc(r->nchunks, 1);
-		if (!r->taken) {
-			/* The job runs on; let the pool free it. */
-			r->orphan = true;
-			if (r->finished)
-				req_release(r);
-			errno = ENOMEM;
-			return NULL;
-		}
-	}
 	return (mp_imap *)r;
 }
 
@@ -1082,7 +1081,18 @@ static bool cond_chunk(struct mp_pool *p, void *ctx)
 	return atomic_load_explicit(&r->recs[c].state, memory_order_acquire);
 }
 
-/* Unordered: find a done chunk not yet taken; it becomes current. */
+static void take_chunk(struct req *r, size_t c)
+{
+	r->cur = c * r->chunksize;
+	r->cur_end = r->cur + r->chunksize < r->n ? r->cur + r->chunksize
+						  : r->n;
+}
+
+/* Unordered: find a done chunk not yet delivered; it becomes current.
+ * A cursor walks the chunks once, up to those claimed so far; the ones it
+ * passed before they were done wait in `holes` (about as many as there
+ * are workers, plus lost chunks not yet swept), so each call costs
+ * O(holes), not O(chunks). */
 static bool cond_any_chunk(struct mp_pool *p, void *ctx)
 {
 	struct req *r = ctx;
@@ -1094,17 +1104,33 @@ static bool cond_any_chunk(struct mp_pool *p, void *ctx)
 		if (!req_poll(p, r) && next < hi)
 			hi = next;
 	}
-	while (r->lo < r->nchunks && r->taken[r->lo])
-		r->lo++;
-	for (size_t c = r->lo; c < hi; c++) {
-		if (r->taken[c] || !atomic_load_explicit(&r->recs[c].state,
-							 memory_order_acquire))
-			continue;
-		r->taken[c] = 1;
-		r->cur = c * r->chunksize;
-		r->cur_end = r->cur + r->chunksize < r->n ? r->cur + r->chunksize
-							  : r->n;
-		return true;
+	for (size_t k = 0; k < r->nholes; k++) {
+		size_t c = r->holes[k];
+		if (atomic_load_explicit(&r->recs[c].state,
+					 memory_order_acquire)) {
+			r->holes[k] = r->holes[--r->nholes];
+			take_chunk(r, c);
+			return true;
+		}
+	}
+	while (r->from < hi) {
+		size_t c = r->from;
+		if (atomic_load_explicit(&r->recs[c].state,
+					 memory_order_acquire)) {
+			r->from++;
+			take_chunk(r, c);
+			return true;
+		}
+		if (r->nholes == r->holes_cap) {
+			size_t cap = r->holes_cap * 2 + 16;
+			size_t *h = realloc(r->holes, cap * sizeof(*h));
+			if (!h)
+				return false; /* retried at the next wake-up */
+			r->holes = h;
+			r->holes_cap = cap;
+		}
+		r->holes[r->nholes++] = c;
+		r->from++;
 	}
 	return false;
 }

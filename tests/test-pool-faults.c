@@ -288,7 +288,67 @@ TEST(pool_fault_many_deaths)
 	free(errs);
 }
 
-TEST_MAIN(T(pool_fault_map_chunksize1), T(pool_fault_map_auto),
+static int ident(const void *in, void *out)
+{
+	*(int64_t *)out = *(const int32_t *)in;
+	return 0;
+}
+
+/* Kill workers at random moments of a fine-grained map: whatever window a
+ * kill hits, the map ends, loses at most one chunk per kill, and every
+ * other result is right. */
+TEST(pool_fault_kill_storm)
+{
+	size_t n = 300000;
+	int32_t *in = iota(n);
+	int64_t *out = calloc(n, sizeof(*out));
+	mp_pool *pool = mp_pool_new(3);
+	ASSERT_NOT_NULL(pool);
+	for (int round = 0; round < 3; round++) {
+		size_t cs = round == 0 ? 1 : round == 1 ? 3 : 0;
+		memset(out, 0xff, n * sizeof(*out));
+		mp_imap *it = mp_pool_imap_unordered(pool, ident, in, 4, 8, n,
+						     cs);
+		ASSERT_NOT_NULL(it);
+		int kills = 0;
+		double t0 = now();
+		size_t got = 0, lost = 0, idx;
+		int64_t v;
+		int r;
+		while ((r = mp_imap_next(it, &idx, &v, MP_FOREVER)) !=
+		       MP_ECLOSED) {
+			got++;
+			if (r == MP_EWORKER) {
+				lost++;
+				continue;
+			}
+			ASSERT_OK(r);
+			ASSERT_EQ(v, (int64_t)idx);
+			if (got % 20000 == 0 && kills < 12) {
+				pid_t pids[3];
+				mp_pool_worker_pids(pool, pids, 3);
+				kill(pids[kills % 3], SIGKILL);
+				kills++;
+			}
+		}
+		ASSERT_EQ(got, n);
+		if (getenv("POOL_DEBUG"))
+			fprintf(stderr, "round %d: %.3f s, %d kills, %zu lost\n",
+				round, now() - t0, kills, lost);
+		size_t chunk = cs ? cs : (n + 11) / 12;
+		ASSERT_CMP(lost, <=, (size_t)kills * chunk);
+		mp_imap_free(it);
+	}
+	ASSERT_OK(mp_pool_map(pool, ident, in, 4, out, 8, n, 0));
+	for (size_t i = 0; i < n; i++)
+		ASSERT_EQ(out[i], (int64_t)i);
+	ASSERT_EQ(test_count_zombies(), 0);
+	mp_pool_free(pool);
+	free(in);
+	free(out);
+}
+
+TEST_MAIN(T(pool_fault_kill_storm), T(pool_fault_map_chunksize1), T(pool_fault_map_auto),
 	  T(pool_fault_map_big_chunks), T(pool_fault_external_sigkill),
 	  T(pool_fault_idle_workers_killed), T(pool_fault_initializer_dies),
 	  T(pool_fault_many_deaths))
