@@ -21,18 +21,19 @@
 
 #include "futex.h"
 #include "internal.h"
+#include "spin.h"
 
 #define EVENT_MAGIC 0x45564e54u /* "EVNT" */
 #define SET 1u
 #define WAITERS 2u
 #define GEN_ONE 4u
 #define FLAGS (SET | WAITERS)
-#define SPINS 100
 
 struct event_shared {
 	_Atomic uint32_t word;
 	uint32_t magic;
-	uint64_t reserved;
+	_Atomic uint32_t spin; /* spin budget hint, see spin.h */
+	uint32_t reserved;
 };
 
 _Static_assert(sizeof(struct event_shared) == sizeof(mp_event), "ABI");
@@ -54,6 +55,7 @@ int mp_event_init(mp_event *e)
 		return -EINVAL;
 	struct event_shared *s = shared(e);
 	atomic_store_explicit(&s->word, 0, memory_order_relaxed);
+	atomic_store_explicit(&s->spin, 0, memory_order_relaxed);
 	s->reserved = 0;
 	s->magic = EVENT_MAGIC;
 	return 0;
@@ -145,12 +147,17 @@ int mp_event_wait(mp_event *e, double timeout_s)
 	mp__deadline deadline = mp__deadline_in(timeout_s);
 	if (deadline != MP__NEVER && mp__now_ns() >= deadline)
 		return -ETIMEDOUT;
-	for (int i = 0; i < SPINS; i++) {
+	int spins = mp__spin_budget(&s->spin);
+	for (int i = 0; i < spins; i++) {
 		__builtin_ia32_pause();
 		w = atomic_load_explicit(&s->word, memory_order_acquire);
-		if (done(w, gen))
+		if (done(w, gen)) {
+			mp__spin_result(&s->spin, true);
 			return 0;
+		}
 	}
+	if (spins)
+		mp__spin_result(&s->spin, false);
 	for (;;) {
 		w = atomic_load_explicit(&s->word, memory_order_acquire);
 		if (done(w, gen))

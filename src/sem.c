@@ -26,17 +26,18 @@
 
 #include "futex.h"
 #include "internal.h"
+#include "spin.h"
 
 #define SEM_MAGIC 0x53454d41u /* "SEMA" */
 #define SEM_MAX 0x7fffffffu
-#define SPINS 100
 
 struct sem_shared {
 	_Atomic uint32_t value;
 	_Atomic uint32_t waiters;
 	uint32_t bound;
 	uint32_t magic;
-	uint64_t reserved[2];
+	_Atomic uint32_t spin; /* spin budget hint, see spin.h */
+	uint32_t reserved[3];
 };
 
 _Static_assert(sizeof(struct sem_shared) == sizeof(mp_semaphore), "ABI");
@@ -60,8 +61,9 @@ static int init(mp_semaphore *sem, unsigned value, uint32_t bound)
 	atomic_store_explicit(&s->value, value, memory_order_relaxed);
 	atomic_store_explicit(&s->waiters, 0, memory_order_relaxed);
 	s->bound = bound;
-	s->reserved[0] = 0;
-	s->reserved[1] = 0;
+	atomic_store_explicit(&s->spin, 0, memory_order_relaxed);
+	for (int i = 0; i < 3; i++)
+		s->reserved[i] = 0;
 	s->magic = SEM_MAGIC;
 	return 0;
 }
@@ -136,12 +138,17 @@ static int acquire_slow(struct sem_shared *s, mp__deadline deadline)
 {
 	if (deadline != MP__NEVER && mp__now_ns() >= deadline)
 		return try_take(s, memory_order_relaxed) ? 0 : -ETIMEDOUT;
-	for (int i = 0; i < SPINS; i++) {
-		if (atomic_load_explicit(&s->value, memory_order_relaxed) &&
-		    try_take(s, memory_order_relaxed))
-			return 0;
+	int spins = mp__spin_budget(&s->spin);
+	for (int i = 0; i < spins; i++) {
 		__builtin_ia32_pause();
+		if (atomic_load_explicit(&s->value, memory_order_relaxed) &&
+		    try_take(s, memory_order_relaxed)) {
+			mp__spin_result(&s->spin, true);
+			return 0;
+		}
 	}
+	if (spins)
+		mp__spin_result(&s->spin, false);
 	int err = 0;
 	atomic_fetch_add_explicit(&s->waiters, 1, memory_order_seq_cst);
 	while (!try_take(s, memory_order_seq_cst)) {

@@ -1,0 +1,248 @@
+/*
+ * Lock: uncontended acquire+release of mp_lock against a process-shared
+ * robust pthread mutex, a plain process-shared pthread mutex, a minimal
+ * futex mutex (no owner, no death detection: the floor), sem_t and
+ * Python's multiprocessing.Lock; then 2 and 4 processes incrementing one
+ * shared counter under mp_lock, the robust pthread mutex and the futex
+ * mutex.  Each contender runs interleaved with the others, best of
+ * several rounds, and the ratios compare within this run.
+ */
+#include <errno.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <sched.h>
+#include <semaphore.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <multiproc.h>
+
+#include "bench.h"
+
+/*
+ * The floor: a three-state futex mutex (0 free, 1 locked, 2 locked with
+ * sleepers), the classic design from Drepper's "Futexes Are Tricky".  A
+ * peer, so it issues its own system calls rather than the library's.
+ */
+struct fmutex {
+	_Atomic uint32_t word;
+};
+
+static void fmutex_lock(struct fmutex *m)
+{
+	uint32_t c = 0;
+	if (atomic_compare_exchange_strong_explicit(&m->word, &c, 1,
+						    memory_order_acquire,
+						    memory_order_relaxed))
+		return;
+	for (int i = 0; i < 100; i++) {
+		c = 0;
+		if (atomic_compare_exchange_weak_explicit(
+			    &m->word, &c, 1, memory_order_acquire,
+			    memory_order_relaxed))
+			return;
+		__builtin_ia32_pause();
+	}
+	if (c != 2)
+		c = atomic_exchange_explicit(&m->word, 2, memory_order_acquire);
+	while (c != 0) {
+		syscall(SYS_futex, &m->word, FUTEX_WAIT, 2, NULL, NULL, 0);
+		c = atomic_exchange_explicit(&m->word, 2, memory_order_acquire);
+	}
+}
+
+static void fmutex_unlock(struct fmutex *m)
+{
+	if (atomic_fetch_sub_explicit(&m->word, 1, memory_order_release) !=
+	    1) {
+		atomic_store_explicit(&m->word, 0, memory_order_release);
+		syscall(SYS_futex, &m->word, FUTEX_WAKE, 1, NULL, NULL, 0);
+	}
+}
+
+enum kind { MP_LOCK, ROBUST, PTHREAD, FUTEX, SEM, KINDS };
+
+static const char *names[KINDS] = {
+	"mp_lock", "pthread_mutex robust pshared", "pthread_mutex pshared",
+	"futex mutex (no owner)", "sem_t pshared"};
+
+struct shared {
+	mp_lock lock;
+	char pad1[64 - sizeof(mp_lock)];
+	pthread_mutex_t robust;
+	char pad2[64];
+	pthread_mutex_t plain;
+	char pad3[64];
+	struct fmutex fm;
+	char pad4[64];
+	sem_t sem;
+	char pad5[64];
+	volatile long counter;
+	_Atomic int ready;
+};
+
+static struct shared *sh;
+
+static void init_mutex(pthread_mutex_t *m, bool robust)
+{
+	pthread_mutexattr_t a;
+	pthread_mutexattr_init(&a);
+	pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+	if (robust)
+		pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+	pthread_mutex_init(m, &a);
+	pthread_mutexattr_destroy(&a);
+}
+
+/* One locked increment with the given kind.  noinline keeps each loop
+ * body comparable: a call per operation, as a library call costs. */
+static inline void locked_inc(enum kind k)
+{
+	switch (k) {
+	case MP_LOCK:
+		mp_lock_acquire(&sh->lock, MP_FOREVER);
+		sh->counter++;
+		mp_lock_release(&sh->lock);
+		break;
+	case ROBUST:
+		if (pthread_mutex_lock(&sh->robust) == EOWNERDEAD)
+			pthread_mutex_consistent(&sh->robust);
+		sh->counter++;
+		pthread_mutex_unlock(&sh->robust);
+		break;
+	case PTHREAD:
+		pthread_mutex_lock(&sh->plain);
+		sh->counter++;
+		pthread_mutex_unlock(&sh->plain);
+		break;
+	case FUTEX:
+		fmutex_lock(&sh->fm);
+		sh->counter++;
+		fmutex_unlock(&sh->fm);
+		break;
+	case SEM:
+		while (sem_wait(&sh->sem))
+			;
+		sh->counter++;
+		sem_post(&sh->sem);
+		break;
+	default:
+		break;
+	}
+}
+
+static __attribute__((noinline)) double uncontended(enum kind k, long n)
+{
+	double t0 = bench_now();
+	for (long i = 0; i < n; i++)
+		locked_inc(k);
+	return (bench_now() - t0) / (double)n;
+}
+
+/* procs processes, n increments each, started together.  Returns the
+ * wall time per increment, or -1 if the count came out wrong. */
+static double contended(enum kind k, int procs, long n)
+{
+	pid_t pids[8];
+	sh->counter = 0;
+	atomic_store(&sh->ready, 0);
+	for (int p = 0; p < procs; p++) {
+		pids[p] = fork();
+		if (pids[p] == 0) {
+			atomic_fetch_add(&sh->ready, 1);
+			while (atomic_load(&sh->ready) <= procs)
+				sched_yield();
+			for (long i = 0; i < n; i++)
+				locked_inc(k);
+			_exit(0);
+		}
+	}
+	while (atomic_load(&sh->ready) < procs)
+		sched_yield();
+	double t0 = bench_now();
+	atomic_fetch_add(&sh->ready, 1);
+	for (int p = 0; p < procs; p++)
+		waitpid(pids[p], NULL, 0);
+	double t = bench_now() - t0;
+	return sh->counter == procs * n ? t / (double)(procs * n) : -1;
+}
+
+static double python_lock(long n)
+{
+	char cmd[256];
+	double v = -1;
+	snprintf(cmd, sizeof(cmd),
+		 "python3 bench/python/sync_lock.py %ld 2>/dev/null", n);
+	FILE *f = popen(cmd, "r");
+	if (f) {
+		if (fscanf(f, "%lf", &v) != 1)
+			v = -1;
+		pclose(f);
+	}
+	return v;
+}
+
+static void keep_min(double *best, double v)
+{
+	if (v > 0 && v < *best)
+		*best = v;
+}
+
+int main(void)
+{
+	sh = mp_shared_alloc(sizeof(*sh));
+	if (!sh)
+		return 1;
+	mp_lock_init(&sh->lock);
+	init_mutex(&sh->robust, true);
+	init_mutex(&sh->plain, false);
+	sem_init(&sh->sem, 1, 1);
+
+	bench_header("lock", "uncontended acquire+release, lower is better");
+	const long n = 5000000;
+	double best[KINDS];
+	for (int k = 0; k < KINDS; k++)
+		best[k] = 1e9;
+	for (int round = 0; round < 5; round++)
+		for (int k = 0; k < KINDS; k++)
+			keep_min(&best[k], uncontended((enum kind)k, n));
+	for (int k = 0; k < KINDS; k++)
+		bench_row("lock", "uncontended", names[k], best[k] * 1e9,
+			  "ns");
+	double py = bench_have_python() ? python_lock(1000000) : -1;
+	if (py > 0)
+		bench_row("lock", "uncontended", "Python multiprocessing.Lock",
+			  py * 1e9, "ns");
+	bench_ratio("uncontended", "mp_lock", names[ROBUST],
+		    best[ROBUST] / best[MP_LOCK]);
+	bench_ratio("uncontended", "mp_lock", names[FUTEX],
+		    best[FUTEX] / best[MP_LOCK]);
+	bench_ratio("uncontended", "mp_lock", names[SEM],
+		    best[SEM] / best[MP_LOCK]);
+	if (py > 0)
+		bench_ratio("uncontended", "mp_lock", "Python Lock",
+			    py / best[MP_LOCK]);
+
+	bench_header("lock", "contended shared counter, wall time per "
+			     "increment, lower is better");
+	const enum kind cont[3] = {MP_LOCK, ROBUST, FUTEX};
+	for (int procs = 2; procs <= 4; procs += 2) {
+		char scen[64];
+		snprintf(scen, sizeof(scen), "%d processes", procs);
+		double cb[3] = {1e9, 1e9, 1e9};
+		for (int round = 0; round < 3; round++)
+			for (int i = 0; i < 3; i++)
+				keep_min(&cb[i],
+					 contended(cont[i], procs, 1000000));
+		for (int i = 0; i < 3; i++)
+			bench_row("lock", scen, names[cont[i]], cb[i] * 1e9,
+				  "ns");
+		bench_ratio(scen, "mp_lock", names[ROBUST], cb[1] / cb[0]);
+		bench_ratio(scen, "mp_lock", names[FUTEX], cb[2] / cb[0]);
+	}
+	return 0;
+}
