@@ -110,6 +110,7 @@ struct wslot {
 	_Alignas(MP__CACHELINE) _Atomic uint64_t job; /* hazard: job id */
 	_Atomic uint64_t chunk;                     /* chunk + 1, 0: none */
 	_Atomic uint32_t state;                     /* enum worker_state */
+	_Atomic uint32_t asleep;                    /* counted in sleepers */
 };
 
 struct pool_shared {
@@ -370,11 +371,16 @@ static int worker_main(void *arg)
 		}
 		if (spin_for_work(s))
 			continue;
+		/* `asleep` brackets the time we count in `sleepers`, so the
+		 * parent can uncount a worker killed in its sleep (else every
+		 * later submission would pay a futex_wake). */
 		atomic_fetch_add_explicit(&s->sleepers, 1,
 					  memory_order_seq_cst);
+		atomic_store_explicit(&w->asleep, 1, memory_order_relaxed);
 		if (!has_work(s) &&
 		    !atomic_load_explicit(&s->stop, memory_order_seq_cst))
 			mp__futex_wait(&s->work_seq, seq, MP__NEVER);
+		atomic_store_explicit(&w->asleep, 0, memory_order_relaxed);
 		atomic_fetch_sub_explicit(&s->sleepers, 1,
 					  memory_order_relaxed);
 	}
@@ -473,6 +479,10 @@ static void handle_death(struct mp_pool *p, int i)
 		mark_failed(p, r, (size_t)(c1 - 1), MP_EWORKER);
 	else if (r)
 		set_suspect(p, r); /* see DESIGN: a chunk may be unaccounted */
+	if (atomic_load_explicit(&ws->asleep, memory_order_relaxed))
+		atomic_fetch_sub_explicit(&p->s->sleepers, 1,
+					  memory_order_relaxed);
+	atomic_store_explicit(&ws->asleep, 0, memory_order_relaxed);
 	atomic_store_explicit(&ws->job, 0, memory_order_relaxed);
 	atomic_store_explicit(&ws->chunk, 0, memory_order_relaxed);
 	atomic_store_explicit(&ws->state, W_STARTING, memory_order_release);
