@@ -61,6 +61,7 @@ struct xfer {
 	int attempts;
 	double t_start;
 	double t_due;         /* when a waiting slot tries again */
+	double t_last;        /* when the last byte came (stall timeout) */
 	/* the .part file, kept across attempts */
 	int fd;
 	bool part_exists;     /* we created or resumed a .part */
@@ -95,6 +96,7 @@ struct engine {
 	int active;           /* slots in the multi handle */
 	uint64_t bytes;
 	uint64_t expected;
+	double now;           /* cached at each engine_run */
 	unsigned seed;
 	int (*report)(void *ctx, const struct result_msg *r, const char *final,
 		      const char *error);
@@ -255,6 +257,7 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *ud)
 		x->len += n;
 	}
 	x->got += n;
+	x->t_last = e->now;
 	e->bytes += n;
 	atomic_store_explicit(&e->stat->bytes, e->bytes, memory_order_relaxed);
 	return n;
@@ -295,6 +298,7 @@ static size_t on_header(char *h, size_t size, size_t nmemb, void *ud)
 	const char *v;
 	size_t vn;
 
+	x->t_last = x->e->now;
 	/* Each response (redirects, 100 Continue) starts anew. */
 	if (n > 5 && !memcmp(h, "HTTP/", 5)) {
 		x->etag[0] = '\0';
@@ -713,6 +717,7 @@ static int start(struct engine *e, struct xfer *x)
 	if (mc != CURLM_OK)
 		return -1;
 	x->state = XS_ACTIVE;
+	x->t_last = e->now;
 	e->active++;
 	return 0;
 }
@@ -749,6 +754,7 @@ int engine_add(struct engine *e, const struct job_msg *m, size_t len)
 	memcpy(x->sum, m->sum, sizeof(x->sum));
 	x->attempts = 0;
 	x->t_start = now_mono();
+	e->now = x->t_start;
 	x->fd = -1;
 	x->part_exists = false;
 	x->offset = 0;
@@ -805,6 +811,30 @@ static int collect(struct engine *e)
 	return n;
 }
 
+/*
+ * Our own stall timeout rather than libcurl's low-speed limit: that one
+ * averages over several seconds, so a transfer that stops after a burst
+ * is noticed late.  Here any transfer that has received nothing, headers
+ * or body, for stall_timeout seconds is given up as timed out.
+ */
+static int check_stalls(struct engine *e)
+{
+	double limit = e->o->stall_timeout;
+	int n = 0;
+
+	for (int i = 0; limit > 0 && i < e->nslots; i++) {
+		struct xfer *x = &e->x[i];
+
+		if (x->state != XS_ACTIVE || e->now - x->t_last < limit)
+			continue;
+		snprintf(x->errbuf, sizeof(x->errbuf),
+			 "stalled: nothing received for %.1f s", limit);
+		finish(e, x, CURLE_OPERATION_TIMEDOUT);
+		n++;
+	}
+	return n;
+}
+
 int engine_run(struct engine *e, int timeout_ms)
 {
 	double now = now_mono();
@@ -812,6 +842,7 @@ int engine_run(struct engine *e, int timeout_ms)
 	int running;
 	int n;
 
+	e->now = now;
 	for (int i = 0; i < e->nslots; i++) {
 		struct xfer *x = &e->x[i];
 
@@ -830,9 +861,11 @@ int engine_run(struct engine *e, int timeout_ms)
 		if (due >= 0 && (due - now) * 1000 < timeout_ms)
 			timeout_ms = (int)((due - now) * 1000) + 1;
 		curl_multi_poll(e->multi, NULL, 0, timeout_ms, NULL);
+		e->now = now_mono();
 		curl_multi_perform(e->multi, &running);
 		n = collect(e);
 	}
+	n += check_stalls(e);
 	stat_update(e);
 	return n;
 }
@@ -891,12 +924,6 @@ static int setup_easy(struct engine *e, struct xfer *x)
 	if (o->timeout > 0)
 		curl_easy_setopt(c, CURLOPT_TIMEOUT_MS,
 				 (long)(o->timeout * 1000));
-	if (o->stall_timeout > 0) {
-		long s = (long)(o->stall_timeout + 0.999);
-
-		curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
-		curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, s < 1 ? 1 : s);
-	}
 	if (o->insecure) {
 		curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
 		curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
@@ -932,7 +959,8 @@ struct engine *engine_new(const struct opts *o, int dirfd,
 	e->report = report;
 	e->ctx = ctx;
 	e->nslots = slots;
-	e->seed = (unsigned)getpid() ^ (unsigned)(now_mono() * 1e6);
+	e->now = now_mono();
+	e->seed = (unsigned)getpid() ^ (unsigned)(e->now * 1e6);
 	e->multi = curl_multi_init();
 	e->x = calloc((size_t)slots, sizeof(*e->x));
 	if (!e->multi || !e->x)

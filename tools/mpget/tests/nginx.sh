@@ -8,7 +8,7 @@
 # STATEDIR; it listens on a free port of 127.0.0.1 only.
 set -euo pipefail
 
-nginx_bin=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
+nginx_bin=${MPGET_NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
 
 free_port() {
 	python3 -c 'import socket

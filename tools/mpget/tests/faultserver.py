@@ -1,0 +1,212 @@
+"""An HTTP server on 127.0.0.1 that misbehaves on purpose, for mpget's
+tests: what nginx will not do (fail, reset, stall, lie about sizes,
+ignore Range, redirect badly, suggest evil names).  Python standard
+library only; it runs in a thread of the test driver.
+
+Paths (ID keeps separate counters, so tests do not disturb each other):
+  /data/ID/SIZE          SIZE bytes of body(ID)
+  /status/CODE           that status, a short body
+  /flaky/ID/N/SIZE       500 for the first N requests, then the body
+  /429/ID/SIZE           429 with Retry-After: 1 once, then the body
+  /reset/ID/N/SIZE       first N requests: part of the body, then RST
+  /stall/SIZE            part of the body, then nothing for a long time
+  /short/SIZE            Content-Length SIZE, half the bytes, then close
+  /norange/ID/SIZE       ignores Range: always 200 with the whole body
+  /pause/ID/SIZE         ETag, honours Range; the first request sends 40%
+                         then waits until the client goes away
+  /loop                  redirects to itself
+  /tofile                redirects to file:///etc/passwd
+  /cd/ID/SIZE?fn=NAME    Content-Disposition: attachment; filename="NAME"
+  /echo                  the request headers as the body
+"""
+
+import hashlib
+import http.server
+import random
+import socket
+import struct
+import threading
+import time
+import urllib.parse
+
+
+def body(ident, size):
+    """Deterministic bytes for a resource: the tests recompute them."""
+    return random.Random(ident).randbytes(size)
+
+
+def sha256(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+class State:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.hits = {}
+        self.log = []   # (path, headers dict) of every request
+
+    def hit(self, key):
+        with self.lock:
+            self.hits[key] = self.hits.get(key, 0) + 1
+            return self.hits[key]
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "faultserver"
+
+    def log_message(self, fmt, *args):
+        pass
+
+    def send_body(self, data, code=200, headers=()):
+        self.send_response(code)
+        self.send_header("Content-Length", str(len(data)))
+        for k, v in headers:
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def reset(self):
+        """Close with RST: SO_LINGER on, timeout 0."""
+        self.wfile.flush()
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                   struct.pack("ii", 1, 0))
+        self.close_connection = True
+        self.connection.close()
+
+    def do_GET(self):
+        st = self.server.state
+        url = urllib.parse.urlsplit(self.path)
+        query = urllib.parse.parse_qs(url.query)
+        parts = url.path.strip("/").split("/")
+        with st.lock:
+            st.log.append((url.path, dict(self.headers.items())))
+        kind = parts[0]
+        try:
+            getattr(self, "do_" + kind)(st, parts[1:], query)
+        except (BrokenPipeError, ConnectionResetError, OSError):
+            self.close_connection = True
+
+    def do_data(self, st, p, q):
+        self.send_body(body(p[0], int(p[1])))
+
+    def do_status(self, st, p, q):
+        self.send_body(b"status %s\n" % p[0].encode(), int(p[0]))
+
+    def do_flaky(self, st, p, q):
+        if st.hit("flaky/" + p[0]) <= int(p[1]):
+            self.send_body(b"try again\n", 500)
+        else:
+            self.send_body(body(p[0], int(p[2])))
+
+    def do_429(self, st, p, q):
+        if st.hit("429/" + p[0]) == 1:
+            self.send_body(b"slow down\n", 429, [("Retry-After", "1")])
+        else:
+            self.send_body(body(p[0], int(p[1])))
+
+    def do_reset(self, st, p, q):
+        data = body(p[0], int(p[2]))
+        if st.hit("reset/" + p[0]) <= int(p[1]):
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data[: len(data) // 3])
+            self.reset()
+        else:
+            self.send_body(data)
+
+    def do_stall(self, st, p, q):
+        data = body("stall", int(p[0]))
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data[:1000])
+        self.wfile.flush()
+        self.server.quit.wait(60)
+        self.close_connection = True
+
+    def do_short(self, st, p, q):
+        data = body("short", int(p[0]))
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data[: len(data) // 2])
+        self.close_connection = True
+
+    def do_norange(self, st, p, q):
+        self.send_body(body(p[0], int(p[1])), 200, [("ETag", '"fixed"')])
+
+    def do_pause(self, st, p, q):
+        data = body(p[0], int(p[1]))
+        etag = '"%s"' % sha256(data)[:16]
+        rng = self.headers.get("Range")
+        if rng and rng.startswith("bytes=") and rng.endswith("-"):
+            start = int(rng[6:-1])
+            if self.headers.get("If-Range") not in (None, etag):
+                self.send_body(data, 200, [("ETag", etag)])
+                return
+            part = data[start:]
+            self.send_response(206)
+            self.send_header("ETag", etag)
+            self.send_header("Content-Length", str(len(part)))
+            self.send_header("Content-Range", "bytes %d-%d/%d" %
+                             (start, len(data) - 1, len(data)))
+            self.end_headers()
+            self.wfile.write(part)
+            return
+        self.send_response(200)
+        self.send_header("ETag", etag)
+        self.send_header("Accept-Ranges", "bytes")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data[: len(data) * 4 // 10])
+        self.wfile.flush()
+        # Wait for the client to go away (or the test to end).
+        self.connection.settimeout(0.1)
+        while not self.server.quit.is_set():
+            try:
+                if self.connection.recv(1) == b"":
+                    break
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+        self.close_connection = True
+
+    def do_loop(self, st, p, q):
+        self.send_body(b"", 302, [("Location", "/loop")])
+
+    def do_tofile(self, st, p, q):
+        self.send_body(b"", 302, [("Location", "file:///etc/passwd")])
+
+    def do_cd(self, st, p, q):
+        fn = q.get("fn", ["x"])[0]
+        self.send_body(body(p[0], int(p[1])), 200,
+                       [("Content-Disposition",
+                         'attachment; filename="%s"' % fn)])
+
+    def do_echo(self, st, p, q):
+        text = "".join("%s: %s\n" % kv for kv in self.headers.items())
+        self.send_body(text.encode())
+
+
+class Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128
+
+
+def start():
+    """Start the server in a thread; returns (server, port)."""
+    srv = Server(("127.0.0.1", 0), Handler)
+    srv.state = State()
+    srv.quit = threading.Event()
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    return srv, srv.server_address[1]
+
+
+def stop(srv):
+    srv.quit.set()
+    srv.shutdown()
+    srv.server_close()

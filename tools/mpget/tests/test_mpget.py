@@ -1,0 +1,485 @@
+#!/usr/bin/env python3
+"""mpget's network tests, on 127.0.0.1 only: nginx (started here with its
+own config on a free port) and faultserver.py for what nginx cannot do.
+
+  test_mpget.py --list
+  test_mpget.py --mpget PATH [--nginx PATH] [--workdir DIR] CASE
+
+Each case asserts real outcomes: the exact bytes of every file (sha-256),
+that failures leave neither the file nor its .part, exit codes, and the
+JSON report.  MP_TEST_TIMEOUT_MULT scales every time limit (sanitizers).
+Exit 0 pass, 1 fail, 7 skip.
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import faultserver  # noqa: E402
+from faultserver import body, sha256  # noqa: E402
+
+MULT = float(os.environ.get("MP_TEST_TIMEOUT_MULT", "1") or 1)
+CASES = {}
+
+
+def case(fn):
+    CASES[fn.__name__] = fn
+    return fn
+
+
+class Fail(Exception):
+    pass
+
+
+def check(cond, what):
+    if not cond:
+        raise Fail(what)
+
+
+class Env:
+    def __init__(self, args):
+        self.mpget = args.mpget
+        self.nginx_bin = args.nginx
+        self.work = os.path.abspath(args.workdir)
+        shutil.rmtree(self.work, ignore_errors=True)
+        os.makedirs(self.work)
+        self.out = os.path.join(self.work, "out")
+        self.srv = None
+        self.nginx_state = None
+
+    # servers
+    def fault(self):
+        if not self.srv:
+            self.srv, self.fport = faultserver.start()
+        return "http://127.0.0.1:%d" % self.fport
+
+    def nginx(self, files):
+        """Serve {name: bytes} from nginx; returns the base URL."""
+        if not self.nginx_bin or not os.access(self.nginx_bin, os.X_OK):
+            print("# skip: nginx not found")
+            sys.exit(7)
+        root = os.path.join(self.work, "www")
+        os.makedirs(root, exist_ok=True)
+        for name, data in files.items():
+            with open(os.path.join(root, name), "wb") as f:
+                f.write(data)
+        self.nginx_state = os.path.join(self.work, "nginx")
+        env = dict(os.environ, MPGET_NGINX=self.nginx_bin)
+        port = subprocess.run(
+            [os.path.join(HERE, "nginx.sh"), "start", root,
+             self.nginx_state], env=env, check=True, capture_output=True,
+            text=True, timeout=30).stdout.strip()
+        return "http://127.0.0.1:%s" % port
+
+    def close(self):
+        if self.srv:
+            faultserver.stop(self.srv)
+        if self.nginx_state:
+            subprocess.run([os.path.join(HERE, "nginx.sh"), "stop",
+                            self.nginx_state], timeout=30)
+
+    # running mpget
+    def run(self, args, timeout=30, stdin=None, report=True):
+        cmd = [self.mpget, "-d", self.out, "--progress", "lines"]
+        self.report_path = os.path.join(self.work, "report.json")
+        if report:
+            cmd += ["--report", self.report_path]
+        cmd += [str(a) for a in args]
+        t0 = time.monotonic()
+        p = subprocess.run(cmd, input=stdin, capture_output=True,
+                           text=True, timeout=timeout * MULT)
+        self.elapsed = time.monotonic() - t0
+        self.stderr = p.stderr
+        sys.stdout.write("$ %s\n%s" % (" ".join(cmd), p.stderr[-3000:]))
+        return p.returncode
+
+    def report(self):
+        with open(self.report_path) as f:
+            return json.load(f)
+
+    def listfile(self, text):
+        path = os.path.join(self.work, "list.txt")
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    # outcomes
+    def files(self):
+        return sorted(os.listdir(self.out)) if os.path.isdir(self.out) \
+            else []
+
+    def expect_file(self, name, data):
+        path = os.path.join(self.out, name)
+        check(os.path.isfile(path), "missing %s" % name)
+        with open(path, "rb") as f:
+            got = f.read()
+        check(sha256(got) == sha256(data),
+              "%s: %d bytes, sha-256 differs (want %d bytes)" %
+              (name, len(got), len(data)))
+
+    def expect_files(self, names):
+        check(self.files() == sorted(names),
+              "files %s, want %s" % (self.files(), sorted(names)))
+
+
+def by_url(rep):
+    return {f["url"]: f for f in rep["files"]}
+
+
+# ---------------------------------------------------------------- cases
+
+@case
+def basic(env):
+    files = {"a.jpg": body("a", 1000), "empty": b"",
+             "big.bin": body("big", 3 << 20), "sp ace.txt": body("s", 77)}
+    base = env.nginx(files)
+    urls = [base + "/a.jpg", base + "/empty", base + "/big.bin",
+            base + "/sp%20ace.txt"]
+    check(env.run(urls) == 0, "exit code")
+    for name, data in files.items():
+        env.expect_file(name, data)
+    env.expect_files(files)
+    rep = env.report()
+    check(rep["ok"] == 4 and rep["failed"] == 0, "report counts")
+    for f in rep["files"]:
+        check(f["status"] == "ok" and f["http"] == 200, "report %s" % f)
+    check(by_url(rep)[base + "/big.bin"]["bytes"] == 3 << 20, "bytes")
+
+
+@case
+def many_files(env):
+    n = 2000
+    files = {"f%04d.bin" % i: body("m%d" % i, (i * 37) % 20000)
+             for i in range(n)}
+    base = env.nginx(files)
+    lst = env.listfile("".join("%s/%s\n" % (base, k) for k in files))
+    check(env.run(["-i", lst, "-j", "8", "-q"], timeout=60) == 0,
+          "exit code")
+    env.expect_files(files)
+    for name, data in files.items():
+        env.expect_file(name, data)
+    check(env.report()["ok"] == n, "report ok count")
+
+
+@case
+def not_found(env):
+    base = env.fault()
+    check(env.run([base + "/status/404", "--retries", "3",
+                   "--retry-wait", "0.1"]) == 1, "exit code 1")
+    env.expect_files([])
+    f = env.report()["files"][0]
+    check(f["status"] == "failed" and f["http"] == 404, "404 reported")
+    check(f["attempts"] == 1, "4xx must not be retried")
+    check("HTTP 404" in f["error"], "reason")
+    check("HTTP 404" in env.stderr, "summary names the failure")
+
+
+@case
+def retry_500(env):
+    base = env.fault()
+    url = base + "/flaky/f1/2/5000"
+    check(env.run([url, "--retries", "3", "--retry-wait", "0.05"]) == 0,
+          "exit code")
+    env.expect_files(["5000"])
+    env.expect_file("5000", body("f1", 5000))
+    check(env.report()["files"][0]["attempts"] == 3, "3 attempts")
+    # Too few retries: it fails and leaves nothing.
+    shutil.rmtree(env.out)
+    check(env.run([base + "/flaky/f2/5/100", "--retries", "2",
+                   "--retry-wait", "0.05"]) == 1, "gives up")
+    env.expect_files([])
+    check(env.report()["files"][0]["attempts"] == 3, "1 + 2 retries")
+
+
+@case
+def retry_429(env):
+    base = env.fault()
+    check(env.run([base + "/429/t/3000", "--retry-wait", "0.01"]) == 0,
+          "exit code")
+    env.expect_file("3000", body("t", 3000))
+    check(env.elapsed >= 1.0, "Retry-After: 1 honoured (%.2fs)" %
+          env.elapsed)
+    check(env.report()["files"][0]["attempts"] == 2, "2 attempts")
+
+
+@case
+def reset_mid_body(env):
+    base = env.fault()
+    # Reset once, then fine: retried, exact bytes.
+    check(env.run([base + "/reset/r1/1/300000", "--retry-wait", "0.05"])
+          == 0, "recovers")
+    env.expect_file("300000", body("r1", 300000))
+    shutil.rmtree(env.out)
+    # Always reset: fails, nothing left.
+    check(env.run([base + "/reset/r2/99/300000", "--retries", "2",
+                   "--retry-wait", "0.05"]) == 1, "fails")
+    env.expect_files([])
+    check(env.report()["files"][0]["attempts"] == 3, "retried")
+
+
+@case
+def stall(env):
+    base = env.fault()
+    rc = env.run([base + "/stall/100000", "--stall-timeout", "1",
+                  "--retries", "0"])
+    check(rc == 1, "exit code")
+    check(env.elapsed < 10 * MULT, "stall detected (%.1fs)" % env.elapsed)
+    env.expect_files([])
+    check(env.report()["files"][0]["status"] == "failed", "failed")
+
+
+@case
+def short_body(env):
+    base = env.fault()
+    check(env.run([base + "/short/10000", "--retries", "1",
+                   "--retry-wait", "0.05"]) == 1, "exit code")
+    env.expect_files([])
+    f = env.report()["files"][0]
+    check(f["attempts"] == 2, "a short body is transient")
+
+
+@case
+def ignores_range(env):
+    base = env.fault()
+    data = body("nr", 200000)
+    os.makedirs(env.out)
+    # A stale .part: the server answers 200 to the Range request, so the
+    # file must start over, not be appended to.
+    with open(os.path.join(env.out, "200000.part"), "wb") as f:
+        f.write(b"X" * 5000)
+    check(env.run(["-c", base + "/norange/nr/200000"]) == 0, "exit code")
+    env.expect_files(["200000"])
+    env.expect_file("200000", data)
+    log = [h for p, h in env.srv.state.log if p.startswith("/norange")]
+    check(log and log[0].get("Range") == "bytes=5000-", "asked a range")
+
+
+@case
+def redirects(env):
+    base = env.fault()
+    check(env.run([base + "/loop", base + "/tofile", "--max-redirs", "5",
+                   "--retry-wait", "0.05"]) == 1, "exit code")
+    env.expect_files([])
+    rep = by_url(env.report())
+    check(rep[base + "/loop"]["status"] == "failed", "loop fails")
+    check("redirect" in rep[base + "/loop"]["error"].lower(), "loop why")
+    check(rep[base + "/loop"]["attempts"] == 1, "loop not retried")
+    check(rep[base + "/tofile"]["status"] == "failed", "file:// refused")
+    check(rep[base + "/tofile"]["attempts"] == 1, "not retried")
+
+
+@case
+def escaping_names(env):
+    base = env.fault()
+    sandbox = os.path.join(env.work, "sandbox")
+    env.out = os.path.join(sandbox, "dl")
+    urls = [base + "/data/e1/10/%2e%2e",
+            base + "/data/e2/11/..%2f..%2fescaped",
+            base + "/data/e3/12/%2fabs",
+            base + "/data/e4/13/ctl%0a%01name",
+            base + "/data/e5/14/",
+            base + "/cd/e6/15?fn=../../cd-escaped",
+            base + "/cd/e7/16?fn=/etc/cd-abs",
+            base + "/cd/e8/17?fn=..",
+            ]
+    lst = env.listfile("\n".join(urls) + "\n" + base +
+                       "/data/e9/18/x\n  out=../../out-escaped\n")
+    rc = env.run(["-i", lst, "--content-disposition"])
+    check(rc == 1, "exit 1: the bad out= line")
+    check("list.txt:10:" in env.stderr, "bad line reported with number")
+    check(sorted(os.listdir(sandbox)) == ["dl"], "nothing beside DIR: %s"
+          % os.listdir(sandbox))
+    check(not os.path.exists(os.path.join(env.work, "escaped")),
+          "escaped")
+    names = env.files()
+    for n in names:
+        check("/" not in n and n not in (".", "..") and
+              all(ord(c) >= 32 for c in n), "unsafe name %r" % n)
+    check(len(names) == 8, "8 files saved: %s" % names)
+    check("cd-escaped" in names and "cd-abs" in names, "cd basename")
+    rep = env.report()
+    check(rep["ok"] == 8 and rep["failed"] == 1, "counts")
+
+
+@case
+def duplicate_names(env):
+    base = env.fault()
+    urls = [base + "/data/d1/100/pic.jpg", base + "/data/d2/200/pic.jpg",
+            base + "/data/d3/300/pic.jpg"]
+    check(env.run(urls) == 0, "exit code")
+    env.expect_files(["pic.jpg", "pic.1.jpg", "pic.2.jpg"])
+    env.expect_file("pic.jpg", body("d1", 100))
+    env.expect_file("pic.1.jpg", body("d2", 200))
+    # Already on disk: numbered past them, nothing overwritten.
+    check(env.run(urls[:1]) == 0, "again")
+    env.expect_file("pic.jpg", body("d1", 100))
+    env.expect_file("pic.3.jpg", body("d1", 100))
+    # --no-clobber skips, --overwrite replaces.
+    check(env.run(["--no-clobber", urls[1]]) == 0, "no-clobber")
+    check(env.report()["skipped"] == 1, "skipped")
+    env.expect_file("pic.jpg", body("d1", 100))
+    check(env.run(["--overwrite", urls[2]]) == 0, "overwrite")
+    env.expect_file("pic.jpg", body("d3", 300))
+    check(len(env.files()) == 4, "no extra files: %s" % env.files())
+
+
+@case
+def checksums(env):
+    base = env.fault()
+    good = sha256(body("c1", 4000))
+    lst = env.listfile(
+        "# checksums\n\n%s/data/c1/4000/good\n  checksum=sha-256=%s\n"
+        "%s/data/c2/4000/bad\n  checksum=sha-256=%s\n" %
+        (base, good, base, "0" * 64))
+    check(env.run(["-i", lst]) == 1, "exit code")
+    env.expect_files(["good"])
+    env.expect_file("good", body("c1", 4000))
+    rep = by_url(env.report())
+    check("checksum" in rep[base + "/data/c2/4000/bad"]["error"], "why")
+    # A malformed checksum line: reported with its number; its URL is
+    # not fetched unverified.
+    shutil.rmtree(env.out)
+    lst = env.listfile("%s/data/c3/10/x\n  checksum=sha-256=abc\n"
+                       "%s/data/c4/10/y\n" % (base, base))
+    check(env.run(["-i", lst]) == 1, "exit code")
+    check("list.txt:2:" in env.stderr, "line number")
+    env.expect_files(["y"])
+    # --strict: stop before anything is fetched.
+    shutil.rmtree(env.out)
+    check(env.run(["-i", lst, "--strict"], report=False) == 2, "strict")
+    env.expect_files([])
+
+
+@case
+def input_list(env):
+    base = env.fault()
+    text = ("# comment\n\n%s/data/l1/10/one\n   \nftp://example.com/x\n"
+            "  out=orphan\nnot a url\n%s/data/l2/20/two\n  out=renamed\n"
+            "\t# indented comment\n" % (base, base))
+    rc = env.run(["-i", "-"], stdin=text)
+    check(rc == 1, "bad lines make exit 1")
+    for n in ("<stdin>:5:", "<stdin>:6:", "<stdin>:7:"):
+        check(n in env.stderr, "reports %s" % n)
+    env.expect_files(["one", "renamed"])
+    env.expect_file("renamed", body("l2", 20))
+    check(env.report()["bad_lines"] == 3, "bad_lines")
+
+
+@case
+def usage(env):
+    p = subprocess.run([env.mpget], capture_output=True, text=True,
+                       timeout=10 * MULT)
+    check(p.returncode == 2, "no URL: exit 2")
+    p = subprocess.run([env.mpget, "--help"], capture_output=True,
+                       text=True, timeout=10 * MULT)
+    check(p.returncode == 0, "--help exit 0")
+    for opt in ("--continue", "--retries", "--report", "--no-clobber",
+                "--max-per-host", "Exit status"):
+        check(opt in p.stdout, "--help mentions %s" % opt)
+    p = subprocess.run([env.mpget, "--bogus", "http://x/"],
+                       capture_output=True, text=True, timeout=10 * MULT)
+    check(p.returncode == 2, "bad option: exit 2")
+    p = subprocess.run([env.mpget, "-j", "0", "http://x/"],
+                       capture_output=True, text=True, timeout=10 * MULT)
+    check(p.returncode == 2, "bad -j: exit 2")
+
+
+@case
+def limits_and_headers(env):
+    base = env.fault()
+    check(env.run([base + "/data/big/50000/big", "--max-filesize", "10K",
+                   "-H", "X-Test: yes", "-A", "tester/1",
+                   base + "/echo"]) == 1, "exit code")
+    check("big" not in env.files(), "too big: not saved")
+    with open(os.path.join(env.out, "echo")) as f:
+        echo = f.read()
+    check("X-Test: yes" in echo and "User-Agent: tester/1" in echo,
+          "headers sent: %s" % echo)
+    env.expect_files(["echo"])
+    check("max-filesize" in by_url(env.report())[base +
+                                                  "/data/big/50000/big"]
+          ["error"], "why")
+
+
+@case
+def sigint_resume(env):
+    base = env.fault()
+    size = 8 << 20
+    data = body("p", size)
+    url = base + "/pause/p/%d" % size
+    lst = env.listfile("%s\n  out=big.bin\n  checksum=sha-256=%s\n" %
+                       (url, sha256(data)))
+    cmd = [env.mpget, "-d", env.out, "--progress", "lines", "-i", lst]
+    p = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    part = os.path.join(env.out, "big.bin.part")
+    deadline = time.monotonic() + 20 * MULT
+    while time.monotonic() < deadline:
+        if os.path.exists(part) and os.path.getsize(part) >= 1 << 20:
+            break
+        time.sleep(0.02)
+    check(os.path.exists(part), ".part while downloading")
+    p.send_signal(signal.SIGINT)
+    try:
+        _, err = p.communicate(timeout=10 * MULT)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        raise Fail("mpget did not stop on SIGINT")
+    sys.stdout.write(err)
+    check(p.returncode == 130, "exit 130, got %d" % p.returncode)
+    check("interrupted" in err, "summary printed")
+    env.expect_files(["big.bin.part"])
+    kept = os.path.getsize(part)
+    check(0 < kept < size, "partial .part kept (%d)" % kept)
+    # -c finishes it with a Range request (and If-Range when the file
+    # system kept the validator).
+    check(env.run(["-c", "-i", lst]) == 0, "resume exit code")
+    env.expect_files(["big.bin"])
+    env.expect_file("big.bin", data)
+    last = [h for path, h in env.srv.state.log if path.startswith("/pause")]
+    check(last[-1].get("Range") == "bytes=%d-" % kept,
+          "resumed with Range: %s" % last[-1].get("Range"))
+    check(last[-1].get("If-Range", "").startswith('"'), "If-Range sent")
+    # A second -c run finds the file and skips it.
+    check(env.run(["-c", "-i", lst]) == 0, "skip exit code")
+    check(env.report()["skipped"] == 1, "skipped when complete")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--list", action="store_true")
+    ap.add_argument("--mpget")
+    ap.add_argument("--nginx", default="/usr/sbin/nginx")
+    ap.add_argument("--workdir")
+    ap.add_argument("case", nargs="?")
+    args = ap.parse_args()
+    if args.list:
+        print("\n".join(CASES))
+        return 0
+    if args.case not in CASES:
+        print("unknown case %r" % args.case)
+        return 2
+    if not args.workdir:
+        args.workdir = "mpget-test-" + args.case
+    env = Env(args)
+    try:
+        CASES[args.case](env)
+    except Fail as e:
+        print("not ok - %s: %s" % (args.case, e))
+        return 1
+    finally:
+        env.close()
+    print("ok - %s" % args.case)
+    shutil.rmtree(env.work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
