@@ -23,6 +23,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+sys.dont_write_bytecode = True
 import faultserver  # noqa: E402
 from faultserver import body, sha256  # noqa: E402
 
