@@ -20,8 +20,20 @@ _Noreturn void mp__fatal(const char *file, int line, const char *what);
 
 /* Identity of the calling thread, cached (gettid is a system call, and
  * system calls cost a microsecond on the VMs we run on).  The cache is reset
- * in the child of every fork(). */
-pid_t mp__tid(void);
+ * in the child of every fork().  Inline: a lock's fast path reads it. */
+#define MP__TLS __attribute__((tls_model("initial-exec"))) __thread
+extern MP__TLS pid_t mp__self_tid MP__HIDDEN;
+extern MP__TLS uint64_t mp__self_start_time MP__HIDDEN;
+extern MP__TLS uint32_t mp__self_lock_id MP__HIDDEN;
+pid_t mp__tid_slow(void);
+uint64_t mp__self_start_slow(void);
+uint32_t mp__lock_id_slow(void);
+
+static inline pid_t mp__tid(void)
+{
+	pid_t t = mp__self_tid;
+	return MP__LIKELY(t != 0) ? t : mp__tid_slow();
+}
 
 /* The start time of task `tid` (clock ticks since boot, /proc stat field 22)
  * or 0 when it is gone.  Together with the tid it names a task for good:
@@ -29,7 +41,23 @@ pid_t mp__tid(void);
 uint64_t mp__task_start(pid_t tid);
 
 /* The calling thread's own start time, cached like mp__tid(). */
-uint64_t mp__self_start(void);
+static inline uint64_t mp__self_start(void)
+{
+	uint64_t s = mp__self_start_time;
+	return MP__LIKELY(s != 0) ? s : mp__self_start_slow();
+}
+
+/* The calling thread as a lock owner: tid | (start time & 0x1ff) << 22
+ * (see lock.c), cached like mp__tid(). */
+static inline uint32_t mp__lock_id(void)
+{
+	uint32_t id = mp__self_lock_id;
+	return MP__LIKELY(id != 0) ? id : mp__lock_id_slow();
+}
+
+/* Whether task `tid` still runs and the low 9 bits of its start time are
+ * `tag`: false when it is gone, a zombie, or a younger task with its tid. */
+bool mp__task_alive_tag(pid_t tid, uint32_t tag);
 
 /* Whether task `tid` still runs: false when it is gone, a zombie, or its
  * tid now names a younger task than the one that started at `start` (when
@@ -47,9 +75,6 @@ uint64_t mp__arena_rebuilds(void);
 
 /* Hooks run in the child after fork() (registered once by self.c). */
 void mp__process_atfork_child(void);
-
-/* A lock's word: owner tid plus a waiters bit (see lock.c).  Internal
- * modules that need the owner-death semantics embed an mp_lock. */
 
 /* Whether l is an initialized lock. */
 bool mp__lock_is_valid(mp_lock *l);

@@ -1,11 +1,16 @@
 /*
  * Lock: a futex mutex that survives the death of its holder.
  *
- * The word:  0           unlocked
- *            tid         locked by thread tid, nobody sleeps
- *            tid | WAIT  locked, and someone may sleep on the word
- * owner_start holds the owner's start time while it holds the lock, 0
- * otherwise; with the tid it names the owner for good (see self.c).
+ * The word:  0               unlocked
+ *            id              locked by the thread with that id, nobody
+ *                            sleeps
+ *            id | WAIT       locked, and someone may sleep on the word
+ * where id = tid | tag << 22: a tid fits in 22 bits (the kernel's
+ * PID_MAX_LIMIT is 2^22) and the tag is the low 9 bits of the thread's
+ * start time (see self.c).  The tag tells a recycled tid from the dead
+ * owner (a new task has the same tag one time in 512, and only if the tid
+ * came back while the lock was held), and costs nothing: the whole id is
+ * one cached per-thread value, so the lock word is all there is.
  *
  * Uncontended acquire and release are one atomic instruction each and make
  * no system call.  A waiter spins briefly, sets WAIT and sleeps on the word
@@ -22,14 +27,16 @@
 
 #define LOCK_MAGIC 0x4c4f434bu /* "LOCK" */
 #define WAIT 0x80000000u
-#define TID_MASK 0x3fffffffu
+#define ID_MASK (~WAIT)
+#define TID_MASK 0x003fffffu
+#define TAG_SHIFT 22
 #define SPINS 100
 #define SLICE_NS (40 * 1000000)
 
 struct lock_shared {
 	_Atomic uint32_t word;
 	uint32_t magic;
-	_Atomic uint64_t owner_start;
+	uint64_t reserved; /* room for the future, ABI */
 };
 
 _Static_assert(sizeof(struct lock_shared) == sizeof(mp_lock), "ABI");
@@ -45,7 +52,7 @@ int mp_lock_init(mp_lock *l)
 	if (!l)
 		return -EINVAL;
 	struct lock_shared *s = shared(l);
-	atomic_store_explicit(&s->owner_start, 0, memory_order_relaxed);
+	s->reserved = 0;
 	atomic_store_explicit(&s->word, 0, memory_order_relaxed);
 	s->magic = LOCK_MAGIC;
 	return 0;
@@ -77,30 +84,23 @@ void mp_lock_free(mp_lock *l)
 	mp_shared_free(l);
 }
 
-static void took(struct lock_shared *s)
-{
-	atomic_store_explicit(&s->owner_start, mp__self_start(),
-			      memory_order_relaxed);
-}
-
 /* The word was `seen`; if its owner is dead, take the lock over. */
 static bool recover(struct lock_shared *s, uint32_t seen, uint32_t me)
 {
-	uint64_t start = atomic_load_explicit(&s->owner_start,
-					      memory_order_relaxed);
-	if (mp__task_alive((pid_t)(seen & TID_MASK), start))
+	if (mp__task_alive_tag((pid_t)(seen & TID_MASK),
+			       (seen & ID_MASK) >> TAG_SHIFT))
 		return false;
-	if (!atomic_compare_exchange_strong_explicit(
-		    &s->word, &seen, me | WAIT, memory_order_acquire,
-		    memory_order_relaxed))
-		return false;
-	took(s);
-	return true;
+	return atomic_compare_exchange_strong_explicit(
+		&s->word, &seen, me | WAIT, memory_order_acquire,
+		memory_order_relaxed);
 }
 
-static int acquire_slow(struct lock_shared *s, uint32_t me,
-			mp__deadline deadline)
+/* Out of line, so the fast path saves no registers. */
+static __attribute__((noinline)) int acquire_slow(struct lock_shared *s,
+						  uint32_t me,
+						  double timeout_s)
 {
+	mp__deadline deadline = mp__deadline_in(timeout_s);
 	uint32_t cur;
 
 	if (deadline != MP__NEVER && mp__now_ns() >= deadline)
@@ -111,7 +111,7 @@ static int acquire_slow(struct lock_shared *s, uint32_t me,
 					&s->word, &cur, me,
 					memory_order_acquire,
 					memory_order_relaxed))
-			goto out_took;
+			return 0;
 		__builtin_ia32_pause();
 	}
 	for (;;) {
@@ -122,10 +122,10 @@ static int acquire_slow(struct lock_shared *s, uint32_t me,
 			if (atomic_compare_exchange_weak_explicit(
 				    &s->word, &cur, me | WAIT,
 				    memory_order_acquire, memory_order_relaxed))
-				goto out_took;
+				return 0;
 			continue;
 		}
-		if ((cur & TID_MASK) == me)
+		if ((cur & ID_MASK) == me)
 			return -EDEADLK;
 		if (!(cur & WAIT)) {
 			if (!atomic_compare_exchange_weak_explicit(
@@ -151,13 +151,10 @@ out_timeout:
 	if (cur == 0 && atomic_compare_exchange_strong_explicit(
 				&s->word, &cur, me, memory_order_acquire,
 				memory_order_relaxed))
-		goto out_took;
-	if (cur != 0 && (cur & TID_MASK) != me && recover(s, cur, me))
+		return 0;
+	if (cur != 0 && (cur & ID_MASK) != me && recover(s, cur, me))
 		return -EOWNERDEAD;
-	return (cur & TID_MASK) == me ? -EDEADLK : -ETIMEDOUT;
-out_took:
-	took(s);
-	return 0;
+	return (cur & ID_MASK) == me ? -EDEADLK : -ETIMEDOUT;
 }
 
 int mp_lock_acquire(mp_lock *l, double timeout_s)
@@ -166,15 +163,13 @@ int mp_lock_acquire(mp_lock *l, double timeout_s)
 
 	if (MP__UNLIKELY(!s || s->magic != LOCK_MAGIC))
 		return -EINVAL;
-	uint32_t me = (uint32_t)mp__tid();
+	uint32_t me = mp__lock_id();
 	uint32_t zero = 0;
 	if (MP__LIKELY(atomic_compare_exchange_strong_explicit(
 		    &s->word, &zero, me, memory_order_acquire,
-		    memory_order_relaxed))) {
-		took(s);
+		    memory_order_relaxed)))
 		return 0;
-	}
-	return acquire_slow(s, me, mp__deadline_in(timeout_s));
+	return acquire_slow(s, me, timeout_s);
 }
 
 int mp_lock_release(mp_lock *l)
@@ -183,11 +178,9 @@ int mp_lock_release(mp_lock *l)
 
 	if (MP__UNLIKELY(!s || s->magic != LOCK_MAGIC))
 		return -EINVAL;
-	uint32_t me = (uint32_t)mp__tid();
 	if ((atomic_load_explicit(&s->word, memory_order_relaxed) &
-	     TID_MASK) != me)
+	     ID_MASK) != mp__lock_id())
 		return -EPERM;
-	atomic_store_explicit(&s->owner_start, 0, memory_order_relaxed);
 	uint32_t old = atomic_exchange_explicit(&s->word, 0,
 						memory_order_release);
 	if (old & WAIT)
@@ -206,5 +199,5 @@ bool mp__lock_is_mine(mp_lock *l)
 		return false;
 	uint32_t w = atomic_load_explicit(&shared(l)->word,
 					  memory_order_relaxed);
-	return (w & TID_MASK) == (uint32_t)mp__tid();
+	return (w & ID_MASK) == mp__lock_id();
 }

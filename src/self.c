@@ -17,10 +17,11 @@
 
 #include "internal.h"
 
-#define TLS __attribute__((tls_model("initial-exec"))) __thread
+MP__TLS pid_t mp__self_tid;
+MP__TLS uint64_t mp__self_start_time;
+MP__TLS uint32_t mp__self_lock_id;
 
-static TLS pid_t self_tid;
-static TLS uint64_t self_start;
+#define TAG_BITS 0x1ffu
 
 _Noreturn void mp__fatal(const char *file, int line, const char *what)
 {
@@ -31,8 +32,9 @@ _Noreturn void mp__fatal(const char *file, int line, const char *what)
 static void atfork_child(void)
 {
 	/* Only the forking thread lives on in the child. */
-	self_tid = 0;
-	self_start = 0;
+	mp__self_tid = 0;
+	mp__self_start_time = 0;
+	mp__self_lock_id = 0;
 	mp__process_atfork_child();
 }
 
@@ -41,11 +43,10 @@ __attribute__((constructor)) static void self_init(void)
 	pthread_atfork(NULL, NULL, atfork_child);
 }
 
-pid_t mp__tid(void)
+pid_t mp__tid_slow(void)
 {
-	if (MP__UNLIKELY(self_tid == 0))
-		self_tid = gettid();
-	return self_tid;
+	mp__self_tid = gettid();
+	return mp__self_tid;
 }
 
 /* Read state and start time from /proc/<tid>/stat.  Return: 0, or -1 when
@@ -89,11 +90,31 @@ uint64_t mp__task_start(pid_t tid)
 	return read_stat(tid, &state, &start) == 0 ? start : 0;
 }
 
-uint64_t mp__self_start(void)
+uint64_t mp__self_start_slow(void)
 {
-	if (MP__UNLIKELY(self_start == 0))
-		self_start = mp__task_start(mp__tid());
-	return self_start;
+	mp__self_start_time = mp__task_start(mp__tid());
+	return mp__self_start_time;
+}
+
+uint32_t mp__lock_id_slow(void)
+{
+	uint32_t tag = (uint32_t)(mp__self_start() & TAG_BITS);
+	mp__self_lock_id = (uint32_t)mp__tid() | tag << 22;
+	return mp__self_lock_id;
+}
+
+bool mp__task_alive_tag(pid_t tid, uint32_t tag)
+{
+	char state;
+	uint64_t start;
+
+	if (tid <= 0)
+		return false;
+	if (read_stat(tid, &state, &start) != 0)
+		return kill(tid, 0) == 0 || errno == EPERM;
+	if (state == 'Z' || state == 'X' || state == 'x')
+		return false;
+	return (start & TAG_BITS) == tag;
 }
 
 bool mp__task_alive(pid_t tid, uint64_t start)
