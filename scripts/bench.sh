@@ -5,6 +5,8 @@
 set -uo pipefail
 build=${1:-build}
 here=$(cd "$(dirname "$0")/.." && pwd)
+build=$(cd "$build" && pwd)
+cd "$here" # the benchmarks find their Python peers in bench/python/
 out=$here/bench/results.md
 csv=$(mktemp)
 export MP_BENCH_CSV=$csv
