@@ -171,21 +171,6 @@ static double contended(enum kind k, int procs, long n)
 	return sh->counter == procs * n ? t / (double)(procs * n) : -1;
 }
 
-static double python_lock(long n)
-{
-	char cmd[256];
-	double v = -1;
-	snprintf(cmd, sizeof(cmd),
-		 "python3 bench/python/sync_lock.py %ld 2>/dev/null", n);
-	FILE *f = popen(cmd, "r");
-	if (f) {
-		if (fscanf(f, "%lf", &v) != 1)
-			v = -1;
-		pclose(f);
-	}
-	return v;
-}
-
 static void keep_min(double *best, double v)
 {
 	if (v > 0 && v < *best)
@@ -213,7 +198,7 @@ int main(void)
 	for (int k = 0; k < KINDS; k++)
 		bench_row("lock", "uncontended", names[k], best[k] * 1e9,
 			  "ns");
-	double py = bench_have_python() ? python_lock(1000000) : -1;
+	double py = bench_have_python() ? bench_python("sync_lock.py", "%ld", 1000000L) : -1;
 	if (py > 0)
 		bench_row("lock", "uncontended", "Python multiprocessing.Lock",
 			  py * 1e9, "ns");

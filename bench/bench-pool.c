@@ -53,22 +53,6 @@ static int count_primes(const void *in, void *out)
 	return 0;
 }
 
-static double python(const char *script, const char *args)
-{
-	char cmd[512];
-	/* Run from the source tree, as the other benchmarks. */
-	snprintf(cmd, sizeof(cmd), "python3 bench/python/%s %s 2>/dev/null",
-		 script, args);
-	FILE *f = popen(cmd, "r");
-	double v = NAN;
-	if (f) {
-		if (fscanf(f, "%lf", &v) != 1)
-			v = NAN;
-		pclose(f);
-	}
-	return v;
-}
-
 /* Tasks per second of our map over n ints, best of `runs`. */
 static double ours_map(mp_pool *pool, size_t n, size_t chunksize, int runs)
 {
@@ -104,12 +88,12 @@ static void bench_map(mp_pool *pool, bool py)
 	bench_row(b, "map, chunksize 1", "multiproc", one_rate, "tasks/s");
 	if (!py)
 		return;
-	double py_auto = python("pool_map.py", "400000 0 2");
+	double py_auto = bench_python("pool_map.py", "400000 0 2");
 	bench_row(b, "map, chunksize auto", "Python Pool.map", py_auto,
 		  "tasks/s");
 	/* 400,000 single-item tasks take Python most of a minute: 20,000
 	 * give its rate. */
-	double py_one = python("pool_map.py", "20000 1 2");
+	double py_one = bench_python("pool_map.py", "20000 1 2");
 	bench_row(b, "map, chunksize 1", "Python Pool.map (n=20000)", py_one,
 		  "tasks/s");
 	bench_ratio("map, default chunksize", "multiproc", "Python",
@@ -205,7 +189,7 @@ static void bench_apply(mp_pool *pool, bool py)
 		  "s per task");
 	if (!py)
 		return;
-	double p = python("pool_apply.py", "3000 2");
+	double p = bench_python("pool_apply.py", "3000 2");
 	bench_row(b, "apply round trip", "Python apply_async", p, "s");
 	bench_ratio("apply round trip", "multiproc", "Python", p / best);
 }

@@ -83,22 +83,6 @@ static double ours(int n)
 	return per_op(t0, n);
 }
 
-static double python(int n, int heap_mib)
-{
-	char cmd[256];
-	double v = -1;
-	snprintf(cmd, sizeof(cmd),
-		 "python3 bench/python/process_start.py %d %d 2>/dev/null", n,
-		 heap_mib);
-	FILE *f = popen(cmd, "r");
-	if (f) {
-		if (fscanf(f, "%lf", &v) != 1)
-			v = -1;
-		pclose(f);
-	}
-	return v;
-}
-
 static void run(const char *scenario, int n, int heap_mib, bool py)
 {
 	/* Interleave the contenders and keep each one's best of three:
@@ -118,7 +102,7 @@ static void run(const char *scenario, int n, int heap_mib, bool py)
 	/* Time of raw fork over ours: 1.0 is as fast as a bare fork. */
 	bench_ratio(scenario, "mp_process", "bare fork+waitpid",
 		    best[1] / best[0]);
-	double pyv = py ? python(n, heap_mib) : -1;
+	double pyv = py ? bench_python("process_start.py", "%d %d", n, heap_mib) : -1;
 	if (pyv > 0) {
 		bench_row("process", scenario, "Python Process (fork)",
 			  pyv * 1e6, "us");

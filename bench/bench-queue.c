@@ -203,22 +203,6 @@ static double run(enum impl im, int np, int nc, size_t size, long n)
 	return ok ? (double)n / dt : 0;
 }
 
-static double python_queue(size_t size, long n)
-{
-	char cmd[256];
-	snprintf(cmd, sizeof(cmd),
-		 "python3 bench/python/queue_mp.py %ld %zu 2>/dev/null", n,
-		 size);
-	FILE *p = popen(cmd, "r");
-	if (!p)
-		return 0;
-	double v = 0;
-	if (fscanf(p, "%lf", &v) != 1)
-		v = 0;
-	pclose(p);
-	return v;
-}
-
 static void scenario(const char *name, int np, int nc, size_t size,
 		     double scale, bool peers, double *ours_out)
 {
@@ -239,7 +223,7 @@ static void scenario(const char *name, int np, int nc, size_t size,
 	}
 	double py = 0;
 	if (peers && size <= 64 && np == 1 && nc == 1 && bench_have_python()) {
-		py = python_queue(size, (long)(100000 * scale));
+		py = bench_python("queue_mp.py", "%ld %zu", (long)(100000 * scale), size);
 		bench_row("queue", name, "Python multiprocessing.Queue",
 			  py / 1e6, "M msg/s");
 	}

@@ -96,22 +96,6 @@ static double round_trip(enum kind k, int n)
 	return t / n;
 }
 
-static double python(const char *kind, int n)
-{
-	char cmd[256];
-	double v = -1;
-	snprintf(cmd, sizeof(cmd),
-		 "python3 bench/python/sync_pingpong.py %s %d 2>/dev/null",
-		 kind, n);
-	FILE *f = popen(cmd, "r");
-	if (f) {
-		if (fscanf(f, "%lf", &v) != 1)
-			v = -1;
-		pclose(f);
-	}
-	return v;
-}
-
 int main(void)
 {
 	sh = mp_shared_alloc(sizeof(*sh));
@@ -137,8 +121,8 @@ int main(void)
 	for (int k = 0; k < KINDS; k++)
 		bench_row("sync", "ping-pong", names[k], best[k] * 1e6, "us");
 	bool py = bench_have_python();
-	double pys = py ? python("sem", 5000) : -1;
-	double pye = py ? python("event", 5000) : -1;
+	double pys = py ? bench_python("sync_pingpong.py", "sem %d", 5000) : -1;
+	double pye = py ? bench_python("sync_pingpong.py", "event %d", 5000) : -1;
 	if (pys > 0)
 		bench_row("sync", "ping-pong", "Python Semaphore", pys * 1e6,
 			  "us");

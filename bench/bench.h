@@ -9,6 +9,7 @@
  * MP_BENCH_CSV names a file, appends "bench,scenario,impl,value,unit" to it
  * for scripts/bench.sh to chart.  bench_ratio() prints how we compare.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -68,6 +69,30 @@ static inline int bench_have_python(void)
 {
 	return system("python3 -c 'import multiprocessing' >/dev/null 2>&1") ==
 	       0;
+}
+
+/* Run the Python peer bench/python/SCRIPT with the printf-style arguments
+ * (the benchmarks run from the source tree) and read the one number it
+ * prints.  Return: that number, or -1 when python3 or the script failed. */
+static inline __attribute__((format(printf, 2, 3))) double
+bench_python(const char *script, const char *args_fmt, ...)
+{
+	char args[256], cmd[512];
+	double v = -1;
+	va_list ap;
+
+	va_start(ap, args_fmt);
+	vsnprintf(args, sizeof(args), args_fmt, ap);
+	va_end(ap);
+	snprintf(cmd, sizeof(cmd), "python3 bench/python/%s %s 2>/dev/null",
+		 script, args);
+	FILE *f = popen(cmd, "r");
+	if (f) {
+		if (fscanf(f, "%lf", &v) != 1)
+			v = -1;
+		pclose(f);
+	}
+	return v;
 }
 
 #endif

@@ -4,13 +4,6 @@
 
 #include "test.h"
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void wait_n_waiting(mp_barrier *b, int n)
 {
 	while (mp_barrier_n_waiting(b) != n)
@@ -121,9 +114,9 @@ TEST(barrier_timeout_breaks_it)
 	mp_barrier *b = mp_barrier_new(3);
 	pid_t other = test_fork(wait_expect_broken, b);
 	wait_n_waiting(b, 1);
-	double t0 = now_s();
+	double t0 = test_now();
 	ASSERT_ERR(mp_barrier_wait(b, 0.12), MP_EBROKEN);
-	double waited = now_s() - t0;
+	double waited = test_now() - t0;
 	ASSERT(waited >= 0.12);
 	ASSERT(waited < 0.12 + 1.0 * test_timeout_mult());
 	ASSERT_EQ(test_wait(other), 0);
@@ -189,12 +182,12 @@ TEST(barrier_party_killed_while_others_wait)
 			pids[i] = test_fork(wait_expect_broken, b);
 			wait_n_waiting(b, i + 1);
 		}
-		double t0 = now_s();
+		double t0 = test_now();
 		kill(pids[victim], SIGKILL);
 		for (int i = 0; i < 4; i++)
 			ASSERT_EQ(test_wait(pids[i]),
 				  i == victim ? -SIGKILL : 0);
-		double took = now_s() - t0;
+		double took = test_now() - t0;
 		ASSERT(took < 2.0 * test_timeout_mult());
 		ASSERT(mp_barrier_broken(b));
 		ASSERT_OK(mp_barrier_reset(b));

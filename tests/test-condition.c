@@ -3,13 +3,6 @@
 
 #include "test.h"
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static bool never(void *arg)
 {
 	(void)arg;
@@ -70,14 +63,14 @@ TEST(condition_timeouts)
 	ASSERT(mp_condition_get_lock(c) == l);
 	ASSERT_OK(mp_lock_acquire(l, 0));
 	ASSERT_ERR(mp_condition_wait(c, 0), -ETIMEDOUT);
-	double t0 = now_s();
+	double t0 = test_now();
 	ASSERT_ERR(mp_condition_wait(c, 0.12), -ETIMEDOUT);
-	double waited = now_s() - t0;
+	double waited = test_now() - t0;
 	ASSERT(waited >= 0.12);
 	ASSERT(waited < 0.12 + 1.0 * test_timeout_mult());
-	t0 = now_s();
+	t0 = test_now();
 	ASSERT_ERR(mp_condition_wait_for(c, never, NULL, 0.12), -ETIMEDOUT);
-	waited = now_s() - t0;
+	waited = test_now() - t0;
 	ASSERT(waited >= 0.12);
 	ASSERT(waited < 0.12 + 1.0 * test_timeout_mult());
 	/* The lock is held again after a timeout. */

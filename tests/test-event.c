@@ -3,13 +3,6 @@
 
 #include "test.h"
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* Whether process pid is asleep ('S' in /proc/<pid>/stat). */
 static bool asleep(pid_t pid)
 {
@@ -72,9 +65,9 @@ TEST(event_set_clear)
 TEST(event_timeout)
 {
 	mp_event *e = mp_event_new();
-	double t0 = now_s();
+	double t0 = test_now();
 	ASSERT_ERR(mp_event_wait(e, 0.15), -ETIMEDOUT);
-	double waited = now_s() - t0;
+	double waited = test_now() - t0;
 	ASSERT(waited >= 0.15);
 	ASSERT(waited < 0.15 + 1.0 * test_timeout_mult());
 	mp_event_free(e);

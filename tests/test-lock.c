@@ -3,13 +3,6 @@
 
 #include "test.h"
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 TEST(lock_bad_input)
 {
 	ASSERT_ERR(mp_lock_init(NULL), -EINVAL);
@@ -120,9 +113,9 @@ TEST(lock_timeout)
 	ASSERT_NOT_NULL(l);
 	pid_t holder = start_holder(l, fds);
 	ASSERT_ERR(mp_lock_acquire(l, 0), -ETIMEDOUT);
-	double t0 = now_s();
+	double t0 = test_now();
 	ASSERT_ERR(mp_lock_acquire(l, 0.15), -ETIMEDOUT);
-	double waited = now_s() - t0;
+	double waited = test_now() - t0;
 	ASSERT(waited >= 0.15);
 	ASSERT(waited < 5);
 	ASSERT_ERR(mp_lock_release(l), -EPERM);
@@ -152,7 +145,7 @@ TEST(lock_owner_killed_while_others_wait)
 	pid_t waiters[3];
 	for (int i = 0; i < 3; i++)
 		waiters[i] = test_fork(wait_for_lock, l);
-	double t0 = now_s();
+	double t0 = test_now();
 	kill(holder, SIGKILL);
 	ASSERT_EQ(test_wait(holder), -SIGKILL);
 	int recovered = 0;
@@ -161,7 +154,7 @@ TEST(lock_owner_killed_while_others_wait)
 		ASSERT(r == 0 || r == 1);
 		recovered += r;
 	}
-	double took = now_s() - t0;
+	double took = test_now() - t0;
 	ASSERT_EQ(recovered, 1);
 	/* Detection is within one 40 ms sleep slice; leave room for load. */
 	ASSERT(took < 2.0 * test_timeout_mult());

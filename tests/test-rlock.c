@@ -4,13 +4,6 @@
 /* Children start together, so that they really contend. */
 static mp_event *go;
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 TEST(rlock_bad_input)
 {
 	ASSERT_ERR(mp_rlock_init(NULL), -EINVAL);
@@ -141,7 +134,7 @@ TEST(rlock_owner_killed_while_others_wait)
 	pid_t waiters[4];
 	for (int i = 0; i < 4; i++)
 		waiters[i] = test_fork(wait_for_rlock, r);
-	double t0 = now_s();
+	double t0 = test_now();
 	kill(holder, SIGKILL);
 	ASSERT_EQ(test_wait(holder), -SIGKILL);
 	int recovered = 0;
@@ -151,7 +144,7 @@ TEST(rlock_owner_killed_while_others_wait)
 		recovered += st;
 	}
 	ASSERT_EQ(recovered, 1);
-	ASSERT(now_s() - t0 < 2.0 * test_timeout_mult());
+	ASSERT(test_now() - t0 < 2.0 * test_timeout_mult());
 	ASSERT_OK(mp_rlock_acquire(r, 0));
 	ASSERT_OK(mp_rlock_release(r));
 	mp_rlock_free(r);
@@ -167,9 +160,9 @@ TEST(rlock_timeout)
 	char ch;
 	ASSERT_EQ(read(fds[0], &ch, 1), 1);
 	ASSERT_ERR(mp_rlock_acquire(r, 0), -ETIMEDOUT);
-	double t0 = now_s();
+	double t0 = test_now();
 	ASSERT_ERR(mp_rlock_acquire(r, 0.12), -ETIMEDOUT);
-	double waited = now_s() - t0;
+	double waited = test_now() - t0;
 	ASSERT(waited >= 0.12);
 	ASSERT(waited < 2.0 * test_timeout_mult());
 	ASSERT_ERR(mp_rlock_release(r), -EPERM);

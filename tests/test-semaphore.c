@@ -7,13 +7,6 @@
 /* Children start together, so that they really contend. */
 static mp_event *go;
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 TEST(semaphore_bad_input)
 {
 	ASSERT_ERR(mp_semaphore_init(NULL, 1), -EINVAL);
@@ -80,9 +73,9 @@ TEST(semaphore_bounded_overflow)
 TEST(semaphore_timeout)
 {
 	mp_semaphore *s = mp_semaphore_new(0);
-	double t0 = now_s();
+	double t0 = test_now();
 	ASSERT_ERR(mp_semaphore_acquire(s, 0.15), -ETIMEDOUT);
-	double waited = now_s() - t0;
+	double waited = test_now() - t0;
 	ASSERT(waited >= 0.15);
 	ASSERT(waited < 0.15 + 1.0 * test_timeout_mult());
 	ASSERT_EQ(mp_semaphore_get_value(s), 0);

@@ -185,6 +185,14 @@ static inline int test_main(int argc, char **argv, const struct test *tests,
 
 /* Helpers most test files want. */
 
+/* Seconds on CLOCK_MONOTONIC, for checking how long a wait took. */
+static inline double test_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 /* Fork a child running fn(arg) and exiting with its result. */
 static inline pid_t test_fork(int (*fn)(void *), void *arg)
 {
