@@ -148,11 +148,19 @@ static __attribute__((noinline)) double uncontended(enum kind k, long n)
 static double contended(enum kind k, int procs, long n)
 {
 	pid_t pids[8];
+	int ncpu = mp_cpu_count();
 	sh->counter = 0;
 	atomic_store(&sh->ready, 0);
 	for (int p = 0; p < procs; p++) {
 		pids[p] = fork();
 		if (pids[p] == 0) {
+			/* Spread the processes over the CPUs: left to the
+			 * scheduler, two of them often share one CPU and
+			 * never contend at all. */
+			cpu_set_t one;
+			CPU_ZERO(&one);
+			CPU_SET(p % ncpu, &one);
+			sched_setaffinity(0, sizeof(one), &one);
 			atomic_fetch_add(&sh->ready, 1);
 			while (atomic_load(&sh->ready) <= procs)
 				sched_yield();

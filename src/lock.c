@@ -13,30 +13,32 @@
  * one cached per-thread value, so the lock word is all there is.
  *
  * Uncontended acquire and release are one atomic instruction each and make
- * no system call.  A waiter spins briefly, sets WAIT and sleeps on the word
- * in slices: when a slice ends with the same owner, it checks whether that
- * owner still lives, and if not, takes the lock over with a CAS from the
- * exact word it saw (so two waiters cannot both recover it, and a waiter
- * whose view is stale fails the CAS) and reports -EOWNERDEAD.
+ * no system call.  A waiter spins for an adaptive budget (spin.h), then
+ * sets WAIT and sleeps on the word in slices.  When a slice ends with the
+ * same owner, it checks whether that owner still lives, and if not, takes
+ * the lock over with a CAS from the exact word it saw (so two waiters
+ * cannot both recover it, and a waiter whose view is stale fails the CAS)
+ * and reports -EOWNERDEAD.
  */
 #include <errno.h>
 #include <stdatomic.h>
 
 #include "futex.h"
 #include "internal.h"
+#include "spin.h"
 
 #define LOCK_MAGIC 0x4c4f434bu /* "LOCK" */
 #define WAIT 0x80000000u
 #define ID_MASK (~WAIT)
 #define TID_MASK 0x003fffffu
 #define TAG_SHIFT 22
-#define SPINS 100
 #define SLICE_NS (40 * 1000000)
 
 struct lock_shared {
 	_Atomic uint32_t word;
 	uint32_t magic;
-	uint64_t reserved; /* room for the future, ABI */
+	_Atomic uint32_t spin; /* spin budget hint, see spin.h */
+	uint32_t reserved;     /* room for the future, ABI */
 };
 
 _Static_assert(sizeof(struct lock_shared) == sizeof(mp_lock), "ABI");
@@ -53,6 +55,7 @@ int mp_lock_init(mp_lock *l)
 		return -EINVAL;
 	struct lock_shared *s = shared(l);
 	s->reserved = 0;
+	atomic_store_explicit(&s->spin, 0, memory_order_relaxed);
 	atomic_store_explicit(&s->word, 0, memory_order_relaxed);
 	s->magic = LOCK_MAGIC;
 	return 0;
@@ -105,20 +108,27 @@ static __attribute__((noinline)) int acquire_slow(struct lock_shared *s,
 
 	if (deadline != MP__NEVER && mp__now_ns() >= deadline)
 		goto out_timeout;
-	for (int i = 0; i < SPINS; i++) {
+	int spins = mp__spin_budget(&s->spin);
+	for (int i = 0; i < spins; i++) {
 		cur = atomic_load_explicit(&s->word, memory_order_relaxed);
 		if (cur == 0 && atomic_compare_exchange_weak_explicit(
 					&s->word, &cur, me,
 					memory_order_acquire,
-					memory_order_relaxed))
+					memory_order_relaxed)) {
+			mp__spin_result(&s->spin, true);
 			return 0;
+		}
 		__builtin_ia32_pause();
 	}
+	if (spins)
+		mp__spin_result(&s->spin, false);
 	for (;;) {
 		cur = atomic_load_explicit(&s->word, memory_order_relaxed);
 		if (cur == 0) {
 			/* We may have slept: others may sleep too, so keep
-			 * WAIT set and let our release wake them. */
+			 * WAIT set and let our release wake them.  (Clearing
+			 * it when no one sleeps measured slower: the stale bit
+			 * is a backoff that lets a holder keep the line.) */
 			if (atomic_compare_exchange_weak_explicit(
 				    &s->word, &cur, me | WAIT,
 				    memory_order_acquire, memory_order_relaxed))
