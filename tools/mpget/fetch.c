@@ -38,6 +38,7 @@
 #include "mpget.h"
 
 #define BUF_SIZE (256 * 1024)
+#define DIRECT_WRITE (16 * 1024)
 #define VALIDATOR_XATTR "user.mpget.validator"
 #define MAX_BACKOFF 60.0
 #define MAX_RETRY_AFTER 600.0
@@ -237,8 +238,9 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *ud)
 	}
 	if (x->md)
 		EVP_DigestUpdate(x->md, data, n);
-	if (n >= BUF_SIZE / 2) {
-		/* Big chunks go straight to the file: no copy. */
+	if (n >= DIRECT_WRITE) {
+		/* Chunks this big go straight to the file: a copy costs
+		 * more than the system call it would save. */
 		int r = flush(x);
 
 		if (r == 0 && x->fd < 0)

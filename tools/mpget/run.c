@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,8 @@
 #define RESULT_QUEUE_BYTES (1 << 20)
 #define JOB_QUEUE_MAX (8 << 20)
 #define MSG_OVERHEAD 64 /* our guess at the queue's cost per message */
+#define TICK_MS 50      /* results and progress, once the jobs are out */
+#define FEED_TICK_MS 5  /* while jobs wait for room in the queue */
 
 static volatile sig_atomic_t signals;
 static volatile sig_atomic_t last_signal;
@@ -138,6 +141,36 @@ static size_t precheck(const struct opts *o, struct joblist *jl, int dirfd)
 	return todo;
 }
 
+/* Poll the workers' sentinels for up to ms; reap those that ended.
+ * Return: how many still run. */
+static int wait_workers(mp_process **proc, int n, bool *done, int ms)
+{
+	struct pollfd pfd[MAX_WORKERS];
+	int map[MAX_WORKERS];
+	int k = 0;
+	int alive = 0;
+
+	for (int i = 0; i < n; i++) {
+		int fd = done[i] ? -1 : mp_process_sentinel(proc[i]);
+
+		if (fd < 0)
+			continue;
+		pfd[k] = (struct pollfd){.fd = fd, .events = POLLIN};
+		map[k++] = i;
+	}
+	if (k == 0)
+		return 0;
+	if (poll(pfd, (nfds_t)k, ms) > 0) {
+		for (int i = 0; i < k; i++)
+			if (pfd[i].revents &&
+			    mp_process_join(proc[map[i]], 0) == 0)
+				done[map[i]] = true;
+	}
+	for (int i = 0; i < n; i++)
+		alive += !done[i];
+	return alive;
+}
+
 static void install_signals(void)
 {
 	struct sigaction sa = {.sa_handler = on_signal};
@@ -158,8 +191,9 @@ int run(const struct opts *o, struct joblist *jl)
 	mp_queue *jobs = NULL, *results = NULL;
 	size_t todo, received = 0, next = 0, qbytes = 0;
 	bool closed = false, stopping = false, killed = false;
-	int nworkers, slots, alive, dirfd, ret = EXIT_SOME_FAILED, r;
-	double t0 = now_mono(), last_check = t0;
+	int nworkers, slots, alive = 1, dirfd, ret = EXIT_SOME_FAILED, r;
+	double t0 = now_mono();
+	bool done_w[MAX_WORKERS] = {0};
 
 	if (!buf)
 		return EXIT_SOME_FAILED;
@@ -227,7 +261,6 @@ int run(const struct opts *o, struct joblist *jl)
 
 	for (;;) {
 		ssize_t n;
-		double tick;
 
 		if (signals && !stopping) {
 			stopping = true;
@@ -264,26 +297,25 @@ int run(const struct opts *o, struct joblist *jl)
 			mp_queue_close(jobs);
 			closed = true;
 		}
+		/* Take every result there is, without waiting. */
+		while ((n = mp_queue_get(results, buf, MSG_MAX, 0)) >= 0)
+			take_result(o, jl, pg, buf, (size_t)n, &received);
 		if (received >= todo && !stopping)
 			break;
-		tick = closed ? 0.1 : 0.01;
-		n = mp_queue_get(results, buf, MSG_MAX, tick);
-		if (n >= 0)
-			take_result(o, jl, pg, buf, (size_t)n, &received);
 		progress_tick(pg, false);
-		if (n >= 0 && now_mono() - last_check < 0.5)
-			continue;
-		last_check = now_mono();
-		alive = 0;
-		for (int i = 0; i < nworkers; i++)
-			alive += mp_process_is_alive(proc[i]);
 		if (alive == 0) {
-			/* Whatever they said last is still queued. */
-			while ((n = mp_queue_get(results, buf, MSG_MAX, 0)) >= 0)
-				take_result(o, jl, pg, buf, (size_t)n,
-					    &received);
+			/* All gone: whatever they said last was taken
+			 * just above. */
 			break;
 		}
+		/*
+		 * Sleep until a worker ends (the end of the run), a signal
+		 * comes, or a tick passes; never once per result: waking
+		 * the parent for every file would cost a context switch
+		 * per file on machines that have none to spare.
+		 */
+		alive = wait_workers(proc, nworkers, done_w,
+				     closed ? TICK_MS : FEED_TICK_MS);
 	}
 	for (int i = 0; i < nworkers; i++) {
 		int code;
