@@ -715,6 +715,11 @@ static int start(struct engine *e, struct xfer *x)
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER,
 			 x->hdrs ? x->hdrs : e->o->headers);
 	curl_easy_setopt(c, CURLOPT_URL, x->url);
+	/* Over TLS, wait to learn whether the connection multiplexes
+	 * (HTTP/2) rather than open another.  Plain http is HTTP/1.1 here,
+	 * and waiting would serialize the transfers on one connection. */
+	curl_easy_setopt(c, CURLOPT_PIPEWAIT,
+			 (long)(strncasecmp(x->url, "https:", 6) == 0));
 	mc = curl_multi_add_handle(e->multi, c);
 	if (mc != CURLM_OK)
 		return -1;
@@ -918,7 +923,6 @@ static int setup_easy(struct engine *e, struct xfer *x)
 	curl_easy_setopt(c, CURLOPT_MAXREDIRS, o->max_redirs);
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(c, CURLOPT_PIPEWAIT, 1L);
 	curl_easy_setopt(c, CURLOPT_BUFFERSIZE, (long)BUF_SIZE);
 	if (o->connect_timeout > 0)
 		curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,

@@ -103,20 +103,20 @@ void progress_tick(struct progress *p, bool force)
 		return;
 	p->last_draw = now;
 	totals(p, &bytes, &expected, &active);
-	if (now - p->win_t >= 1.0 || p->rate == 0) {
-		if (now > p->win_t)
-			p->rate = (double)(bytes - p->win_bytes) /
-				  (now - p->win_t);
-		if (now - p->win_t >= 1.0) {
-			p->win_t = now;
-			p->win_bytes = bytes;
-		}
-	}
-	if (p->done > 0 && p->done < p->total) {
-		double el = now - p->t0;
+	if (now > p->win_t) {
+		/* A moving average: steady, yet it follows a change within a
+		 * couple of seconds. */
+		double inst = (double)(bytes - p->win_bytes) / (now - p->win_t);
 
+		p->rate = p->rate == 0 ? inst : 0.8 * p->rate + 0.2 * inst;
+		p->win_t = now;
+		p->win_bytes = bytes;
+	}
+	if (p->done < p->total) {
 		/* By files done, or by bytes when the sizes say more. */
-		eta = el / (double)p->done * (double)(p->total - p->done);
+		if (p->done > 0)
+			eta = (now - p->t0) / (double)p->done *
+			      (double)(p->total - p->done);
 		if (expected > bytes && p->rate > 0) {
 			double by_bytes = (double)(expected - bytes) / p->rate;
 

@@ -34,7 +34,8 @@ void report_summary(const struct joblist *jl, double secs, bool interrupted)
 
 	for (size_t i = 0; i < jl->n; i++) {
 		n[jl->v[i].status]++;
-		if (jl->v[i].status == ST_OK)
+		if (jl->v[i].status == ST_OK ||
+		    jl->v[i].status == ST_INTERRUPTED)
 			bytes += jl->v[i].bytes;
 	}
 	for (size_t i = 0; i < jl->n; i++) {
