@@ -59,8 +59,8 @@ MP_BEGIN_DECLS
  * Safety: any thread; async-signal-safe. */
 MP_EXTERN const char *mp_strerror(int err);
 
-/* The code's symbolic name: "ETIMEDOUT", "MP_ECLOSED", ...; "UNKNOWN" for
- * anything else.  Safety: any thread; async-signal-safe. */
+/* The code's symbolic name: "ETIMEDOUT", "MP_ECLOSED", ..., "OK" for 0,
+ * "UNKNOWN" for anything else.  Safety: any thread; async-signal-safe. */
 MP_EXTERN const char *mp_err_name(int err);
 
 /* How many CPUs this process may run on (its affinity mask), at least 1. */

@@ -48,7 +48,7 @@ MP_EXTERN bool mp_process_daemon(const mp_process *p);
  * do not run twice and copies of other streams' buffers are never written
  * (as in Python: flush or close other FILEs in the target yourself).
  * Return: 0, -EINVAL (NULL), MP_ESTATE (already started), or -errno of
- * fork/pidfd_open (-EAGAIN, -ENOMEM). */
+ * fork (-EAGAIN, -ENOMEM) or of making the shared arena (mmap). */
 MP_EXTERN int mp_process_start(mp_process *p);
 
 /* Wait for the process to end, then reap it.  Joining again is harmless.

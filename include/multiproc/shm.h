@@ -12,7 +12,8 @@ MP_BEGIN_DECLS
  * address.  Its size is reserved, not committed: pages cost memory only once
  * touched.  The default is 256 MiB; set MP_SHARED_SIZE (bytes, or with a K,
  * M or G suffix) in the environment, or call mp_shared_set_size() before
- * the arena exists.
+ * the arena exists.  The size is rounded down to a power of two; a size in
+ * the environment outside 64 KiB..64 GiB is ignored (the default is used).
  *
  * The allocator is a buddy allocator under a process-shared lock: blocks are
  * powers of two from 64 bytes, freed blocks coalesce with their buddies and
