@@ -15,6 +15,10 @@ for src in "$here"/examples/[0-9]*.c; do
 	about=$(head -n 1 "$src" | sed -e 's|^/\* *||' -e 's| *\*/$||')
 	echo
 	echo "${bold}== examples/$name.c: $about${plain}"
+	if [ "$name" = 06-download-images ] && [ -x "$here/scripts/demo-mpget.sh" ]; then
+		echo "(it needs a web server: it runs below, against a local one)"
+		continue
+	fi
 	"$build/examples/$name"
 done
 
