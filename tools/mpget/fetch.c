@@ -549,7 +549,8 @@ static void finish(struct engine *e, struct xfer *x, CURLcode rc)
 			place(e, x);
 			return;
 		}
-	} else if (rc == CURLE_OK && x->code == 200 && !x->checked) {
+	} else if (rc == CURLE_OK && x->code >= 200 && x->code < 300 &&
+		   x->code != 206 && !x->checked) {
 		/* An empty body: no write callback ran. */
 		x->checked = true;
 		check_response(x);
@@ -772,8 +773,11 @@ int engine_add(struct engine *e, const struct job_msg *m, size_t len)
 	if (x->has_sum) {
 		if (!x->md)
 			x->md = EVP_MD_CTX_new();
-		if (!x->md || !EVP_DigestInit_ex(x->md, EVP_sha256(), NULL))
+		if (!x->md || !EVP_DigestInit_ex(x->md, EVP_sha256(), NULL)) {
+			free(x->url);
+			x->url = NULL;
 			return -ENOMEM;
+		}
 	} else if (x->md) {
 		EVP_MD_CTX_free(x->md);
 		x->md = NULL;
@@ -937,13 +941,9 @@ static int setup_easy(struct engine *e, struct xfer *x)
 	if (o->max_filesize)
 		curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE,
 				 (curl_off_t)o->max_filesize);
-	if (o->limit_rate) {
-		/* The total rate, shared by the concurrent transfers. */
-		curl_off_t per = o->limit_rate / (o->jobs ? o->jobs : 1);
-
+	if (o->rate_each)
 		curl_easy_setopt(c, CURLOPT_MAX_RECV_SPEED_LARGE,
-				 per > 0 ? per : 1);
-	}
+				 (curl_off_t)o->rate_each);
 	curl_easy_setopt(c, CURLOPT_USERAGENT, o->user_agent);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, o->headers);
 	return 0;

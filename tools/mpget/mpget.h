@@ -51,6 +51,7 @@ struct opts {
 	long max_redirs;
 	int64_t max_filesize;   /* 0 = no limit */
 	int64_t limit_rate;     /* bytes/s in all, 0 = none */
+	int64_t rate_each;      /* its share for one transfer */
 	struct curl_slist *headers;
 	const char *user_agent;
 	int verbosity;          /* 0 quiet, 1 normal, 2 verbose */

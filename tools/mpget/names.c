@@ -67,8 +67,8 @@ static char *sanitize(const char *raw, size_t len, bool decode)
 	for (size_t i = 0; i < len; i++) {
 		int c = (unsigned char)raw[i];
 
-		if (decode && c == '%' && i + 2 < len && hexval(raw[i + 1]) >= 0 &&
-		    hexval(raw[i + 2]) >= 0) {
+		if (decode && c == '%' && i + 2 < len &&
+		    hexval(raw[i + 1]) >= 0 && hexval(raw[i + 2]) >= 0) {
 			c = hexval(raw[i + 1]) * 16 + hexval(raw[i + 2]);
 			i += 2;
 		}

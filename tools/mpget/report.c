@@ -96,7 +96,8 @@ int report_json(const char *path, const struct joblist *jl, double secs)
 	}
 	for (size_t i = 0; i < jl->n; i++)
 		n[jl->v[i].status]++;
-	fprintf(f, "{\n  \"ok\": %zu,\n  \"failed\": %zu,\n  \"skipped\": %zu,\n"
+	fprintf(f, "{\n  \"ok\": %zu,\n  \"failed\": %zu,\n"
+		"  \"skipped\": %zu,\n"
 		"  \"not_finished\": %zu,\n  \"bad_lines\": %d,\n"
 		"  \"seconds\": %.3f,\n  \"files\": [\n",
 		n[ST_OK], n[ST_FAILED], n[ST_SKIPPED],
