@@ -41,7 +41,6 @@ static int download_image(void *arg)
 	FILE *file = fopen(d->filename, "wb");
 	CURL *curl = curl_easy_init();
 	CURLcode rc = CURLE_FAILED_INIT;
-	long code = 0;
 
 	if (file && curl) {
 		curl_easy_setopt(curl, CURLOPT_URL, d->url);
@@ -49,7 +48,6 @@ static int download_image(void *arg)
 		curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 1L);
 		curl_easy_setopt(curl, CURLOPT_FAILONERROR, 1L);
 		rc = curl_easy_perform(curl);
-		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code);
 	}
 	if (curl)
 		curl_easy_cleanup(curl);
