@@ -29,6 +29,14 @@ static inline void bench_header(const char *bench, const char *what)
 	fflush(stdout);
 }
 
+/* A CSV field: commas become semicolons ("1x1, 64 B" is one field). */
+static inline void bench_csv_field(FILE *f, const char *s)
+{
+	for (; *s; s++)
+		fputc(*s == ',' ? ';' : *s, f);
+	fputc(',', f);
+}
+
 static inline void bench_csv(const char *bench, const char *scenario,
 			     const char *impl, double value, const char *unit)
 {
@@ -36,8 +44,10 @@ static inline void bench_csv(const char *bench, const char *scenario,
 	FILE *f = csv && *csv ? fopen(csv, "a") : NULL;
 
 	if (f) {
-		fprintf(f, "%s,%s,%s,%.6g,%s\n", bench, scenario, impl, value,
-			unit);
+		bench_csv_field(f, bench);
+		bench_csv_field(f, scenario);
+		bench_csv_field(f, impl);
+		fprintf(f, "%.6g,%s\n", value, unit);
 		fclose(f);
 	}
 }
