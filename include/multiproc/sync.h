@@ -25,10 +25,12 @@ MP_BEGIN_DECLS
  * When the holder dies (SIGKILL included) the next acquirer gets
  * -EOWNERDEAD and holds the lock: the lock stays usable, and the caller
  * decides whether the data it guards is consistent.  A waiter notices the
- * death within about 50 ms.  The owner is named by its thread id and start
- * time, so a recycled pid is not mistaken for the dead owner.  Limits: all
- * users must be in the same pid namespace, and /proc must be mounted for
- * zombies and recycled pids to be told apart (without it, kill(2) decides).
+ * death within about 50 ms.  The lock word names the owner by its thread
+ * id and the low 9 bits of its start time, so a recycled pid is mistaken
+ * for the dead owner only if it came back while the lock was held and its
+ * start time matches in those bits (1 in 512).  Limits: all users must be
+ * in the same pid namespace, and /proc must be mounted for zombies and
+ * recycled pids to be told apart (without it, kill(2) decides).
  */
 typedef struct mp_lock {
 	uint64_t mp__opaque[2];
