@@ -30,5 +30,22 @@ done
 if command -v gnuplot >/dev/null && [ -s "$csv" ]; then
 	"$here/scripts/bench-chart.sh" "$csv" "$here/bench/results"
 fi
+# The README shows the ratios of this run, between its bench markers.
+if [ -s "$csv" ]; then
+	table=$(mktemp)
+	{
+		sed -n 3p "$out"
+		echo
+		echo "| scenario | comparison | ratio (ours over the peer's, more is better) |"
+		echo "| --- | --- | ---: |"
+		awk -F, '$5 == "x" { printf "| %s | %s | %.2fx |\n", $2, $3, $4 }' "$csv"
+	} >"$table"
+	awk -v table="$table" '
+		/<!-- bench:start -->/ { print; while ((getline l < table) > 0) print l; skip = 1; next }
+		/<!-- bench:end -->/ { skip = 0 }
+		!skip { print }' "$here/README.md" >"$here/README.md.new" &&
+		mv "$here/README.md.new" "$here/README.md"
+	rm -f "$table"
+fi
 rm -f "$csv"
 echo "wrote $out" >&2
