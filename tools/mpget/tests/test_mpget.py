@@ -453,6 +453,66 @@ def sigint_resume(env):
     check(env.report()["skipped"] == 1, "skipped when complete")
 
 
+def children(pid):
+    """The pids whose parent is pid (from /proc)."""
+    kids = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name) as f:
+                stat = f.read()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            kids.append(int(name))
+    return kids
+
+
+@case
+def worker_killed(env):
+    """A worker SIGKILLed mid-transfer: mpget does not hang, finishes the
+    other files, and reports the file the dead worker held as failed, with
+    the reason, leaving nothing under its final name."""
+    base = env.fault()
+    datas = {"w%d.bin" % i: body("w%d" % i, 50000) for i in range(6)}
+    held = base + "/pause/held/%d" % (8 << 20)  # 40%, then waits
+    lines = [held, "  out=held.bin"]
+    for i in range(6):
+        lines += [base + "/data/w%d/50000" % i, "  out=w%d.bin" % i]
+    lst = env.listfile("\n".join(lines) + "\n")
+    report = os.path.join(env.work, "report.json")
+    cmd = [env.mpget, "-d", env.out, "--progress", "lines",
+           "--processes", "1", "-j", "4", "--report", report, "-i", lst]
+    p = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    part = os.path.join(env.out, "held.bin.part")
+    deadline = time.monotonic() + 20 * MULT
+    while time.monotonic() < deadline:
+        done = all(os.path.exists(os.path.join(env.out, n)) for n in datas)
+        if done and os.path.exists(part) and os.path.getsize(part) > 0:
+            break
+        time.sleep(0.02)
+    workers = children(p.pid)
+    check(len(workers) == 1, "one worker process, got %s" % workers)
+    os.kill(workers[0], signal.SIGKILL)
+    try:
+        _, err = p.communicate(timeout=15 * MULT)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        raise Fail("mpget hung after its worker was killed")
+    sys.stdout.write(err)
+    check(p.returncode == 1, "exit 1, got %d" % p.returncode)
+    for name, data in datas.items():
+        env.expect_file(name, data)
+    check(not os.path.exists(os.path.join(env.out, "held.bin")),
+          "no file under the final name")
+    with open(report) as f:
+        rep = by_url(json.load(f))
+    check(rep[held]["status"] == "failed", "held file failed")
+    check("died" in (rep[held].get("error") or ""),
+          "reason given: %r" % rep[held].get("error"))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--list", action="store_true")
