@@ -7,7 +7,9 @@
  * Every peer moves the same fixed-size messages between real processes;
  * with P producers and C consumers each producer sends n/P, each consumer
  * takes n/C.  Time runs from releasing the started children to the last
- * exit.  Usage: bench-queue [scale] (default 1.0 scales the counts).
+ * exit.  Usage: bench-queue [scale] [ours [scenario]]: scale (default
+ * 1.0) scales the counts; "ours" runs mp_queue alone, for interleaved A/B
+ * runs, and then only the scenarios whose name starts with `scenario`.
  */
 #include <fcntl.h>
 #include <mqueue.h>
@@ -115,6 +117,20 @@ static int xfer(enum impl im, bool put, uint8_t *buf, size_t size)
 	return -1;
 }
 
+/* MP_BENCH_PIN="0101": pin the k-th child (consumers first, then
+ * producers) to that CPU, to measure one placement at a time. */
+static void pin(int k)
+{
+	const char *p = getenv("MP_BENCH_PIN");
+	cpu_set_t set;
+
+	if (!p || (int)strlen(p) <= k || p[k] < '0' || p[k] > '9')
+		return;
+	CPU_ZERO(&set);
+	CPU_SET(p[k] - '0', &set);
+	sched_setaffinity(0, sizeof(set), &set);
+}
+
 static void child(enum impl im, bool put, long n, size_t size)
 {
 	uint8_t *buf = calloc(1, size);
@@ -167,11 +183,15 @@ static double run(enum impl im, int np, int nc, size_t size, long n)
 	int k = 0;
 	fflush(NULL);
 	for (int i = 0; i < nc; i++)
-		if ((pids[k++] = fork()) == 0)
+		if ((pids[k++] = fork()) == 0) {
+			pin(k - 1);
 			child(im, false, n / nc, size);
+		}
 	for (int i = 0; i < np; i++)
-		if ((pids[k++] = fork()) == 0)
+		if ((pids[k++] = fork()) == 0) {
+			pin(k - 1);
 			child(im, true, n / np, size);
+		}
 	while (atomic_load(&R->ready) < k)
 		sched_yield();
 	double t0 = bench_now();
@@ -203,9 +223,13 @@ static double run(enum impl im, int np, int nc, size_t size, long n)
 	return ok ? (double)n / dt : 0;
 }
 
+static const char *only;
+
 static void scenario(const char *name, int np, int nc, size_t size,
 		     double scale, bool peers, double *ours_out)
 {
+	if (only && strncmp(name, only, strlen(only)))
+		return;
 	long fast = (long)((size <= 64 ? 4000000 : 400000) * scale);
 	long slow = (long)((size <= 64 ? 200000 : 100000) * scale);
 	fast -= fast % 24;
@@ -241,15 +265,19 @@ int main(int argc, char **argv)
 {
 	double scale = argc > 1 ? atof(argv[1]) : 1.0;
 	double one = 0, four = 0, two = 0;
+	bool peers = !(argc > 2 && !strcmp(argv[2], "ours"));
+
+	if (!peers && argc > 3)
+		only = argv[3];
 
 	if (scale <= 0)
 		scale = 1.0;
 	signal(SIGPIPE, SIG_IGN);
 	bench_header("queue", "messages per second between processes");
-	scenario("1x1, 64 B", 1, 1, 64, scale, true, &one);
-	scenario("1x1, 4 KiB", 1, 1, 4096, scale, true, NULL);
-	scenario("2x2, 64 B", 2, 2, 64, scale, true, &two);
-	scenario("4x4, 64 B", 4, 4, 64, scale, true, &four);
+	scenario("1x1, 64 B", 1, 1, 64, scale, peers, &one);
+	scenario("1x1, 4 KiB", 1, 1, 4096, scale, peers, NULL);
+	scenario("2x2, 64 B", 2, 2, 64, scale, peers, &two);
+	scenario("4x4, 64 B", 4, 4, 64, scale, peers, &four);
 	if (one > 0) {
 		bench_ratio("2x2 vs 1x1, 64 B", "mp_queue 2x2", "mp_queue 1x1",
 			    two / one);

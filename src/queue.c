@@ -68,6 +68,7 @@
 #define MAX_RING ((uint64_t)1 << 30)
 #define SPINS 200
 #define LOCK_SPINS 100
+#define YIELDS 2
 #define SLICE_NS (40 * 1000000)
 
 struct side {
@@ -291,8 +292,11 @@ static int lock_slow(struct side *sd, uint32_t me, bool closed_fails,
 		     struct wait *w)
 {
 	uint32_t extra = 0;
+	int spun = 0;
+	int backoff = 1;
+	int yields = 0;
 
-	for (int i = 0;; i++) {
+	for (;;) {
 		uint32_t cur = atomic_load_explicit(&sd->word,
 						    memory_order_relaxed);
 		if (closed_fails && (cur & CLOSED))
@@ -306,15 +310,22 @@ static int lock_slow(struct side *sd, uint32_t me, bool closed_fails,
 			}
 			continue;
 		}
-		if (i < LOCK_SPINS) {
-			__builtin_ia32_pause();
+		/* Exponential backoff: each read of the word takes its line
+		 * from the holder, whose unlock then has to take it back. */
+		if (spun < LOCK_SPINS) {
+			for (int k = 0; k < backoff; k++)
+				__builtin_ia32_pause();
+			spun += backoff;
+			if (backoff < 32)
+				backoff <<= 1;
 			continue;
 		}
 		if (expired(w)) {
 			recover(sd, cur);
 			return -ETIMEDOUT;
 		}
-		if (i < LOCK_SPINS + 4) {
+		if (yields < 4) {
+			yields++;
 			/* Oversubscribed: the holder may be preempted. */
 			sched_yield();
 			continue;
@@ -455,6 +466,7 @@ int mp_queue_put(mp_queue *q, const void *msg, size_t len, double timeout_s)
 	uint64_t cost = HDR + align8(len);
 	struct wait w = {timeout_s, MP__NEVER, false};
 	int spins = timeout_s == 0 ? 0 : SPINS;
+	int yields = 0;
 
 	for (;;) {
 		int r = lock_side(&s->prod, true, &w);
@@ -499,6 +511,13 @@ int mp_queue_put(mp_queue *q, const void *msg, size_t len, double timeout_s)
 			continue;
 		if (expired(&w))
 			return -ETIMEDOUT;
+		/* Oversubscribed, a consumer may wait for our CPU: let it
+		 * run before paying for a sleep and its wake-up. */
+		if (yields < YIELDS) {
+			yields++;
+			sched_yield();
+			continue;
+		}
 		uint32_t ev = atomic_load_explicit(&s->space_event,
 						   memory_order_acquire);
 		atomic_fetch_or_explicit(&s->cons.word, PEER,
@@ -523,6 +542,7 @@ ssize_t mp_queue_get(mp_queue *q, void *buf, size_t cap, double timeout_s)
 		return -EINVAL;
 	struct wait w = {timeout_s, MP__NEVER, false};
 	int spins = timeout_s == 0 ? 0 : SPINS;
+	int yields = 0;
 
 	for (;;) {
 		int r = lock_side(&s->cons, false, &w);
@@ -567,6 +587,11 @@ ssize_t mp_queue_get(mp_queue *q, void *buf, size_t cap, double timeout_s)
 		if (atomic_load_explicit(&s->prod.pos, memory_order_relaxed) !=
 		    atomic_load_explicit(&s->cons.pos, memory_order_relaxed))
 			continue;
+		if (yields < YIELDS && timeout_s != 0) {
+			yields++;
+			sched_yield();
+			continue;
+		}
 		uint32_t ev = atomic_load_explicit(&s->data_event,
 						   memory_order_acquire);
 		uint32_t pw = atomic_fetch_or_explicit(
