@@ -125,7 +125,8 @@ table() {
 		result[$key]=$value
 		echo "| $scen | $impl | $value | $unit |"
 		if [ -n "${MP_BENCH_CSV:-}" ]; then
-			echo "mpget,$scen,$impl,$value,$unit" >>"$MP_BENCH_CSV"
+			# A comma inside a name would split its CSV field.
+			echo "mpget,$scen,${impl//,/;},$value,$unit" >>"$MP_BENCH_CSV"
 		fi
 	done
 }
@@ -192,7 +193,7 @@ ratio() { # SCENARIO PEER
 	r=$(printf '%.2f' "$(echo "$ours / $peer" | bc -l)")
 	echo "| $1 | **mpget vs $2** | **${r}x** | ratio |"
 	if [ -n "${MP_BENCH_CSV:-}" ]; then
-		echo "ratio,$1,mpget vs $2,$r,x" >>"$MP_BENCH_CSV"
+		echo "ratio,$1,mpget vs ${2//,/;},$r,x" >>"$MP_BENCH_CSV"
 	fi
 }
 
