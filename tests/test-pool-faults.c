@@ -1,7 +1,9 @@
 /* Pool under worker death: SIGKILL, segfaults, dying initializers. */
+#include <poll.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <sys/syscall.h>
 
 #include "test.h"
 
@@ -211,10 +213,15 @@ TEST(pool_fault_idle_workers_killed)
 	for (int round = 0; round < 5; round++) {
 		pid_t pids[3];
 		ASSERT_EQ(mp_pool_worker_pids(pool, pids, 3), 3);
+		/* Each one really dead (a zombie answers kill(pid, 0), so
+		 * wait on its pidfd) before the map looks for deaths. */
 		for (int i = 0; i <= round % 3; i++) {
+			int fd = (int)syscall(SYS_pidfd_open, pids[i], 0);
+			ASSERT(fd >= 0);
 			kill(pids[i], SIGKILL);
-			while (kill(pids[i], 0) == 0 && test_count_zombies() == 0)
-				sched_yield();
+			struct pollfd pfd = {.fd = fd, .events = POLLIN};
+			ASSERT_EQ(poll(&pfd, 1, -1), 1);
+			close(fd);
 		}
 		int r = mp_pool_map(pool, square_or_die, in, 4, out, 8, n, 0);
 		/* The kills hit idle workers: nothing is lost. */
