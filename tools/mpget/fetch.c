@@ -962,6 +962,11 @@ struct engine *engine_new(const struct opts *o, int dirfd,
 	e->o = o;
 	e->dirfd = dirfd;
 	e->stat = stat;
+	/* A replacement worker goes on from its predecessor's counts, so
+	 * the progress line never runs backwards. */
+	e->bytes = atomic_load_explicit(&stat->bytes, memory_order_relaxed);
+	e->expected = atomic_load_explicit(&stat->expected,
+					   memory_order_relaxed);
 	e->report = report;
 	e->ctx = ctx;
 	e->nslots = slots;

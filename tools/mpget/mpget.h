@@ -80,6 +80,7 @@ struct job {
 	enum status status;
 	int http;
 	int attempts;
+	int lost;         /* times a worker died holding it */
 	uint64_t bytes;
 	double secs;
 	char *final;      /* the name it was saved under */
@@ -190,6 +191,14 @@ struct worker_ctx {
 	mp_queue *jobs;
 	mp_queue *results;
 	struct shared *sh;
+	/* Who holds which job: owner[job index] = the serial of the worker
+	 * that took it, so the parent knows what a dead worker held. */
+	_Atomic uint32_t *owner;
+	uint32_t serial;
+	/* A replacement worker's first jobs: what its predecessor held. */
+	const struct joblist *jl;
+	const uint32_t *retry;
+	size_t nretry;
 };
 int worker_main(void *arg);
 
@@ -209,6 +218,9 @@ int report_json(const char *path, const struct joblist *jl, double secs);
 
 /* run.c */
 int run(const struct opts *o, struct joblist *jl);
+/* Job jl->v[index] as a job message in buf; 0 when it does not fit. */
+size_t job_msg_build(const struct job *j, uint32_t index, char *buf,
+		     size_t cap);
 
 double now_mono(void);
 int parse_size(const char *s, int64_t *out);

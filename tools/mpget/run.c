@@ -60,8 +60,8 @@ static int mkdirs(const char *dir)
 	return ret;
 }
 
-static size_t job_msg_build(const struct job *j, uint32_t index, char *buf,
-			    size_t cap)
+size_t job_msg_build(const struct job *j, uint32_t index, char *buf,
+		     size_t cap)
 {
 	struct job_msg *m = (struct job_msg *)buf;
 	size_t a = strlen(j->url);
@@ -141,34 +141,143 @@ static size_t precheck(const struct opts *o, struct joblist *jl, int dirfd)
 	return todo;
 }
 
-/* Poll the workers' sentinels for up to ms; reap those that ended.
- * Return: how many still run. */
-static int wait_workers(mp_process **proc, int n, bool *done, int ms)
+/*
+ * The worker processes.  A worker that dies (a signal, the OOM killer, a
+ * crash in a library) is replaced, and the jobs it held (owner[] names
+ * them) go to its replacement first: nothing is lost to one death.  A job
+ * whose worker dies twice fails as lost, so that a URL that kills its
+ * worker cannot kill them all in turn.
+ */
+struct crew {
+	struct joblist *jl;
+	struct worker_ctx ctx[MAX_WORKERS];
+	mp_process *proc[MAX_WORKERS];
+	uint32_t *held[MAX_WORKERS]; /* room for a replacement's retry list */
+	bool ended[MAX_WORKERS];     /* joined */
+	bool handled[MAX_WORKERS];   /* its end was looked at */
+	int n;
+	int alive;
+	uint32_t serials;            /* workers started so far */
+	int idle_respawns;           /* replacements that had no job to redo */
+};
+
+static int crew_start(struct crew *c, int i)
+{
+	int r;
+
+	c->ctx[i].serial = ++c->serials;
+	c->proc[i] = mp_process_new(worker_main, &c->ctx[i]);
+	if (!c->proc[i])
+		return -errno;
+	r = mp_process_set_daemon(c->proc[i], true);
+	if (r == 0)
+		r = mp_process_start(c->proc[i]);
+	if (r < 0) {
+		mp_process_free(c->proc[i]);
+		c->proc[i] = NULL;
+		return r;
+	}
+	c->ended[i] = false;
+	c->handled[i] = false;
+	c->alive++;
+	return 0;
+}
+
+static void fail_job(struct job *j, const char *why, struct progress *pg,
+		     size_t *received)
+{
+	j->status = ST_FAILED;
+	set_text(&j->error, why);
+	(*received)++;
+	progress_job_done(pg, j);
+}
+
+/* Worker i died: its held jobs go to a replacement (once each). */
+static void crew_replace(struct crew *c, int i, bool work_left,
+			 struct progress *pg, size_t *received)
+{
+	uint32_t serial = c->ctx[i].serial;
+	size_t k = 0, cap = (size_t)c->ctx[i].slots;
+	int r;
+
+	for (size_t j = 0; j < c->jl->n; j++) {
+		struct job *job = &c->jl->v[j];
+
+		if (job->status != ST_PENDING ||
+		    atomic_load_explicit(&c->ctx[i].owner[j],
+					 memory_order_relaxed) != serial)
+			continue;
+		if (job->lost++ > 0)
+			fail_job(job, "lost: its worker process died twice",
+				 pg, received);
+		else if (k == cap) /* cannot happen: a worker holds <= cap */
+			fail_job(job, "lost: its worker process died", pg,
+				 received);
+		else
+			c->held[i][k++] = (uint32_t)j;
+	}
+	if (k == 0 && (c->alive > 0 || !work_left ||
+		       c->idle_respawns++ >= c->n))
+		return;
+	mp_process_free(c->proc[i]);
+	c->proc[i] = NULL;
+	c->ctx[i].retry = c->held[i];
+	c->ctx[i].nretry = k;
+	r = crew_start(c, i);
+	if (r == 0) {
+		verbosef("worker %d replaced, %zu job(s) to redo", i, k);
+		return;
+	}
+	errorf("cannot replace worker %d: %s", i, mp_strerror(r));
+	while (k > 0)
+		fail_job(&c->jl->v[c->held[i][--k]],
+			 "lost: its worker process died", pg, received);
+}
+
+/* Look at the workers that ended since the last call. */
+static void crew_check(struct crew *c, bool stopping, bool work_left,
+		       struct progress *pg, size_t *received)
+{
+	for (int i = 0; i < c->n; i++) {
+		int code;
+
+		if (!c->ended[i] || c->handled[i])
+			continue;
+		c->handled[i] = true;
+		code = mp_process_exitcode(c->proc[i]);
+		if (code == 0 || stopping)
+			continue;
+		warnf("worker %d ended with %s %d", i,
+		      code < 0 ? "signal" : "code", code < 0 ? -code : code);
+		crew_replace(c, i, work_left, pg, received);
+	}
+}
+
+/* Poll the workers' sentinels for up to ms; reap those that ended. */
+static void crew_wait(struct crew *c, int ms)
 {
 	struct pollfd pfd[MAX_WORKERS];
 	int map[MAX_WORKERS];
 	int k = 0;
-	int alive = 0;
 
-	for (int i = 0; i < n; i++) {
-		int fd = done[i] ? -1 : mp_process_sentinel(proc[i]);
+	for (int i = 0; i < c->n; i++) {
+		int fd = c->ended[i] ? -1 : mp_process_sentinel(c->proc[i]);
 
 		if (fd < 0)
 			continue;
 		pfd[k] = (struct pollfd){.fd = fd, .events = POLLIN};
 		map[k++] = i;
 	}
-	if (k == 0)
-		return 0;
-	if (poll(pfd, (nfds_t)k, ms) > 0) {
-		for (int i = 0; i < k; i++)
-			if (pfd[i].revents &&
-			    mp_process_join(proc[map[i]], 0) == 0)
-				done[map[i]] = true;
+	if (k == 0 || poll(pfd, (nfds_t)k, ms) <= 0)
+		return;
+	for (int i = 0; i < k; i++) {
+		int w = map[i];
+
+		if (pfd[i].revents && mp_process_join(c->proc[w], 0) == 0) {
+			c->ended[w] = true;
+			c->alive--;
+		}
 	}
-	for (int i = 0; i < n; i++)
-		alive += !done[i];
-	return alive;
 }
 
 static void install_signals(void)
@@ -183,30 +292,27 @@ static void install_signals(void)
 
 int run(const struct opts *o, struct joblist *jl)
 {
-	struct worker_ctx ctx[MAX_WORKERS];
-	mp_process *proc[MAX_WORKERS] = {0};
+	struct crew *c = calloc(1, sizeof(*c));
 	char *buf = malloc(MSG_MAX);
 	struct progress *pg = NULL;
 	struct shared *sh = NULL;
+	_Atomic uint32_t *owner = NULL;
 	mp_queue *jobs = NULL, *results = NULL;
 	size_t todo, received = 0, next = 0, qbytes = 0;
 	bool closed = false, stopping = false, killed = false;
-	int nworkers, slots, alive = 1, dirfd, ret = EXIT_SOME_FAILED, r;
+	int nworkers, slots, dirfd = -1, ret = EXIT_SOME_FAILED, r;
 	double t0 = now_mono();
-	bool done_w[MAX_WORKERS] = {0};
 
-	if (!buf)
-		return EXIT_SOME_FAILED;
+	if (!buf || !c)
+		goto out;
 	if ((r = mkdirs(o->dir)) < 0) {
 		errorf("cannot create %s: %s", o->dir, strerror(-r));
-		free(buf);
-		return EXIT_SOME_FAILED;
+		goto out;
 	}
 	dirfd = open(o->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dirfd < 0) {
 		errorf("%s: %s", o->dir, strerror(errno));
-		free(buf);
-		return EXIT_SOME_FAILED;
+		goto out;
 	}
 	if (names_assign(jl) < 0) {
 		errorf("out of memory");
@@ -228,34 +334,36 @@ int run(const struct opts *o, struct joblist *jl)
 	if (qbytes > JOB_QUEUE_MAX)
 		qbytes = JOB_QUEUE_MAX;
 	sh = mp_shared_alloc(sizeof(*sh));
+	owner = mp_shared_alloc(jl->n * sizeof(*owner));
 	jobs = mp_queue_new(qbytes);
 	results = mp_queue_new(RESULT_QUEUE_BYTES);
-	if (!sh || !jobs || !results) {
+	if (!sh || !owner || !jobs || !results) {
 		errorf("shared memory: %s", strerror(errno));
 		goto out;
 	}
 	install_signals();
+	c->jl = jl;
 	for (int i = 0; i < nworkers; i++) {
-		ctx[i] = (struct worker_ctx){
+		c->ctx[i] = (struct worker_ctx){
 			.o = o, .index = i, .slots = slots, .dirfd = dirfd,
 			.jobs = jobs, .results = results, .sh = sh,
+			.owner = owner, .jl = jl,
 		};
-		proc[i] = mp_process_new(worker_main, &ctx[i]);
-		if (!proc[i] || mp_process_set_daemon(proc[i], true) ||
-		    (r = mp_process_start(proc[i])) < 0) {
-			errorf("cannot start worker %d: %s", i,
-			       proc[i] ? mp_strerror(r) : strerror(errno));
-			mp_process_free(proc[i]);
-			proc[i] = NULL;
+		c->held[i] = malloc((size_t)slots * sizeof(uint32_t));
+		r = c->held[i] ? crew_start(c, i) : -ENOMEM;
+		if (r < 0) {
+			errorf("cannot start worker %d: %s", i, mp_strerror(r));
+			free(c->held[i]);
+			c->held[i] = NULL;
 			if (i == 0)
 				goto out;
-			nworkers = i;
 			break;
 		}
+		c->n = i + 1;
 	}
 	verbosef("%zu files, %d worker processes, %d transfers each", todo,
-		 nworkers, slots);
-	pg = progress_new(o, sh, nworkers, todo);
+		 c->n, slots);
+	pg = progress_new(o, sh, c->n, todo);
 	if (!pg)
 		goto out;
 
@@ -270,8 +378,8 @@ int run(const struct opts *o, struct joblist *jl)
 			closed = true;
 		}
 		if (signals > 1 && !killed) {
-			for (int i = 0; i < nworkers; i++)
-				mp_process_kill(proc[i]);
+			for (int i = 0; i < c->n; i++)
+				mp_process_kill(c->proc[i]);
 			killed = true;
 		}
 		while (!stopping && next < jl->n) {
@@ -286,24 +394,24 @@ int run(const struct opts *o, struct joblist *jl)
 			r = mp_queue_put(jobs, buf, len, 0);
 			if (r == -ETIMEDOUT)
 				break;
-			if (r < 0) {
-				j->status = ST_FAILED;
-				set_text(&j->error, mp_strerror(r));
-				received++;
-			}
+			if (r < 0)
+				fail_job(j, mp_strerror(r), pg, &received);
 			next++;
 		}
 		if (next == jl->n && !closed) {
 			mp_queue_close(jobs);
 			closed = true;
 		}
-		/* Take every result there is, without waiting. */
+		/* Take every result there is, without waiting, and only then
+		 * look at who died: what a dead worker reported is not
+		 * redone. */
 		while ((n = mp_queue_get(results, buf, MSG_MAX, 0)) >= 0)
 			take_result(o, jl, pg, buf, (size_t)n, &received);
+		crew_check(c, stopping, received < todo, pg, &received);
 		if (received >= todo && !stopping)
 			break;
 		progress_tick(pg, false);
-		if (alive == 0) {
+		if (c->alive == 0) {
 			/* All gone: whatever they said last was taken
 			 * just above. */
 			break;
@@ -314,18 +422,12 @@ int run(const struct opts *o, struct joblist *jl)
 		 * the parent for every file would cost a context switch
 		 * per file on machines that have none to spare.
 		 */
-		alive = wait_workers(proc, nworkers, done_w,
-				     closed ? TICK_MS : FEED_TICK_MS);
+		crew_wait(c, closed ? TICK_MS : FEED_TICK_MS);
 	}
-	for (int i = 0; i < nworkers; i++) {
-		int code;
-
-		mp_process_join(proc[i], MP_FOREVER);
-		code = mp_process_exitcode(proc[i]);
-		if (code != 0 && !stopping)
-			warnf("worker %d ended with %s %d", i,
-			      code < 0 ? "signal" : "code",
-			      code < 0 ? -code : code);
+	for (int i = 0; i < c->n; i++) {
+		if (!c->proc[i])
+			continue;
+		mp_process_join(c->proc[i], MP_FOREVER);
 	}
 	progress_end(pg);
 	for (size_t i = 0; i < jl->n; i++) {
@@ -349,15 +451,20 @@ done:
 	if (stopping)
 		ret = last_signal == SIGTERM ? 128 + SIGTERM : EXIT_INTERRUPTED;
 out:
-	for (int i = 0; i < MAX_WORKERS; i++)
-		mp_process_free(proc[i]);
+	for (int i = 0; c && i < MAX_WORKERS; i++) {
+		mp_process_free(c->proc[i]);
+		free(c->held[i]);
+	}
+	free(c);
 	progress_free(pg);
 	if (jobs)
 		mp_queue_free(jobs);
 	if (results)
 		mp_queue_free(results);
+	mp_shared_free(owner);
 	mp_shared_free(sh);
-	close(dirfd);
+	if (dirfd >= 0)
+		close(dirfd);
 	free(buf);
 	return ret;
 }

@@ -52,6 +52,16 @@ static int report(void *ctx, const struct result_msg *r, const char *final,
 	return rc;
 }
 
+/* Mark a job as ours, so that if we die the parent knows to give it to
+ * our replacement.  A job taken from the queue is ours from the get; if
+ * we die between the get and this store the job is reported lost, never
+ * silently dropped (the parent fails every job without a result). */
+static void take(struct worker_ctx *w, uint32_t index)
+{
+	atomic_store_explicit(&w->owner[index], w->serial,
+			      memory_order_relaxed);
+}
+
 static bool stopping(const struct worker_ctx *w)
 {
 	return got_signal ||
@@ -78,6 +88,19 @@ int worker_main(void *arg)
 	if (!e)
 		return 3;
 	while (!stopping(w)) {
+		/* A predecessor's jobs first: they have waited longest. */
+		while (w->nretry > 0 && engine_has_free_slot(e)) {
+			uint32_t index = *w->retry++;
+			size_t len;
+
+			w->nretry--;
+			len = job_msg_build(&w->jl->v[index], index, msg,
+					    sizeof(msg));
+			take(w, index);
+			if (len == 0 ||
+			    engine_add(e, (struct job_msg *)msg, len) < 0)
+				ret = 5;
+		}
 		while (!input_done && engine_has_free_slot(e)) {
 			/* Block only when there is nothing else to do. */
 			double t = engine_idle(e) ? TICK_MS / 1000.0 : 0;
@@ -93,11 +116,12 @@ int worker_main(void *arg)
 				input_done = true;
 				break;
 			}
+			take(w, ((struct job_msg *)msg)->index);
 			if (engine_add(e, (struct job_msg *)msg, (size_t)n) < 0)
 				ret = 5;
 		}
 		if (engine_idle(e)) {
-			if (input_done)
+			if (input_done && w->nretry == 0)
 				break;
 			continue;
 		}

@@ -12,8 +12,9 @@ Paths (ID keeps separate counters, so tests do not disturb each other):
   /stall/SIZE            part of the body, then nothing for a long time
   /short/SIZE            Content-Length SIZE, half the bytes, then close
   /norange/ID/SIZE       ignores Range: always 200 with the whole body
-  /pause/ID/SIZE         ETag, honours Range; the first request sends 40%
-                         then waits until the client goes away
+  /pause/ID/SIZE?n=N     ETag, honours Range; the first N requests without
+                         Range (default 1) send 40% then wait until the
+                         client goes away, later ones the whole body
   /loop                  redirects to itself
   /tofile                redirects to file:///etc/passwd
   /cd/ID/SIZE?fn=NAME    Content-Disposition: attachment; filename="NAME"
@@ -154,6 +155,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
                              (start, len(data) - 1, len(data)))
             self.end_headers()
             self.wfile.write(part)
+            return
+        if st.hit("pause/" + p[0]) > int(q.get("n", ["1"])[0]):
+            self.send_body(data, 200, [("ETag", etag)])
             return
         self.send_response(200)
         self.send_header("ETag", etag)

@@ -469,14 +469,33 @@ def children(pid):
     return kids
 
 
-@case
-def worker_killed(env):
-    """A worker SIGKILLed mid-transfer: mpget does not hang, finishes the
-    other files, and reports the file the dead worker held as failed, with
-    the reason, leaving nothing under its final name."""
+def kill_worker_holding(env, p, path, requests, names, old=()):
+    """SIGKILL mpget's worker once the server has seen `requests` requests
+    for path, the .part file has bytes and the files `names` are done;
+    return the killed pid."""
+    part = os.path.join(env.out, "held.bin.part")
+    deadline = time.monotonic() + 20 * MULT
+    while time.monotonic() < deadline:
+        with env.srv.state.lock:
+            seen = sum(1 for u, _ in env.srv.state.log if u == path)
+        done = all(os.path.exists(os.path.join(env.out, n)) for n in names)
+        if (done and seen >= requests and os.path.exists(part) and
+                os.path.getsize(part) > 0):
+            break
+        time.sleep(0.02)
+    workers = [w for w in children(p.pid) if w not in old]
+    check(len(workers) == 1, "one worker process, got %s" % workers)
+    os.kill(workers[0], signal.SIGKILL)
+    return workers[0]
+
+
+def held_run(env, pauses):
+    """mpget on one worker: a file the server holds at 40% for its first
+    `pauses` requests, and six small files."""
     base = env.fault()
     datas = {"w%d.bin" % i: body("w%d" % i, 50000) for i in range(6)}
-    held = base + "/pause/held/%d" % (8 << 20)  # 40%, then waits
+    path = "/pause/held%d/%d" % (pauses, 8 << 20)
+    held = base + path + "?n=%d" % pauses
     lines = [held, "  out=held.bin"]
     for i in range(6):
         lines += [base + "/data/w%d/50000" % i, "  out=w%d.bin" % i]
@@ -485,22 +504,48 @@ def worker_killed(env):
     cmd = [env.mpget, "-d", env.out, "--progress", "lines",
            "--processes", "1", "-j", "4", "--report", report, "-i", lst]
     p = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
-    part = os.path.join(env.out, "held.bin.part")
-    deadline = time.monotonic() + 20 * MULT
-    while time.monotonic() < deadline:
-        done = all(os.path.exists(os.path.join(env.out, n)) for n in datas)
-        if done and os.path.exists(part) and os.path.getsize(part) > 0:
-            break
-        time.sleep(0.02)
-    workers = children(p.pid)
-    check(len(workers) == 1, "one worker process, got %s" % workers)
-    os.kill(workers[0], signal.SIGKILL)
+    return p, path, held, datas, report
+
+
+def finish(p):
     try:
         _, err = p.communicate(timeout=15 * MULT)
     except subprocess.TimeoutExpired:
         p.kill()
         raise Fail("mpget hung after its worker was killed")
     sys.stdout.write(err)
+    return err
+
+
+@case
+def worker_killed(env):
+    """A worker SIGKILLed mid-transfer is replaced, and the file it held
+    is downloaded again by its replacement: nothing is lost, exit 0."""
+    p, path, held, datas, report = held_run(env, 1)
+    kill_worker_holding(env, p, path, 1, datas)
+    err = finish(p)
+    check(p.returncode == 0, "exit 0, got %d" % p.returncode)
+    check("worker 0 ended with signal 9" in err, "the death is reported")
+    for name, data in datas.items():
+        env.expect_file(name, data)
+    env.expect_file("held.bin", body("held1", 8 << 20))
+    with env.srv.state.lock:
+        tries = [h for u, h in env.srv.state.log if u == path]
+    check(len(tries) == 2, "held file fetched twice: %d" % len(tries))
+    with open(report) as f:
+        rep = by_url(json.load(f))
+    check(rep[held]["status"] == "ok", "held file ok after the retry")
+
+
+@case
+def worker_killed_twice(env):
+    """A file whose worker dies twice fails as lost, with the reason, and
+    leaves nothing under its final name; the other files are intact and
+    mpget exits 1 without hanging."""
+    p, path, held, datas, report = held_run(env, 2)
+    first = kill_worker_holding(env, p, path, 1, datas)
+    kill_worker_holding(env, p, path, 2, datas, old=(first,))
+    finish(p)
     check(p.returncode == 1, "exit 1, got %d" % p.returncode)
     for name, data in datas.items():
         env.expect_file(name, data)
@@ -509,7 +554,7 @@ def worker_killed(env):
     with open(report) as f:
         rep = by_url(json.load(f))
     check(rep[held]["status"] == "failed", "held file failed")
-    check("died" in (rep[held].get("error") or ""),
+    check("died twice" in (rep[held].get("error") or ""),
           "reason given: %r" % rep[held].get("error"))
 
 
