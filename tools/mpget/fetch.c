@@ -72,6 +72,7 @@ struct xfer {
 	char *cd_name;        /* from Content-Disposition */
 	/* this attempt */
 	bool checked;         /* the response code was looked at */
+	bool paused;          /* by the rate limit: libcurl holds a chunk */
 	bool discard;         /* an error response: its body is dropped */
 	int fail;
 	int fail_errno;
@@ -91,6 +92,8 @@ struct engine {
 	int dirfd;
 	CURLM *multi;
 	struct worker_stat *stat;
+	struct rate *rate;    /* NULL: no --limit-rate */
+	int npaused;
 	struct xfer *x;
 	int nslots;
 	int used;             /* slots not free */
@@ -231,6 +234,12 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *ud)
 		return 0;
 	if (x->discard)
 		return n;
+	if (e->rate && !rate_take(e->rate, n)) {
+		/* libcurl keeps the chunk and gives it again on resume. */
+		x->paused = true;
+		e->npaused++;
+		return CURL_WRITEFUNC_PAUSE;
+	}
 	if (e->o->max_filesize &&
 	    x->offset + x->got + n > (uint64_t)e->o->max_filesize) {
 		x->fail = F_TOOBIG;
@@ -522,6 +531,10 @@ static void finish(struct engine *e, struct xfer *x, CURLcode rc)
 
 	curl_multi_remove_handle(e->multi, x->easy);
 	e->active--;
+	if (x->paused) {
+		x->paused = false;
+		e->npaused--;
+	}
 	if (!x->checked)
 		curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->code);
 	if (rc == CURLE_OK && x->checked && !x->discard && !x->fail) {
@@ -836,6 +849,8 @@ static int check_stalls(struct engine *e)
 	for (int i = 0; limit > 0 && i < e->nslots; i++) {
 		struct xfer *x = &e->x[i];
 
+		if (x->paused)
+			x->t_last = e->now; /* waiting for us, not the server */
 		if (x->state != XS_ACTIVE || e->now - x->t_last < limit)
 			continue;
 		snprintf(x->errbuf, sizeof(x->errbuf),
@@ -844,6 +859,21 @@ static int check_stalls(struct engine *e)
 		n++;
 	}
 	return n;
+}
+
+/* Give the rate limit's paused transfers their chunk, if it is time. */
+static void resume_paused(struct engine *e)
+{
+	for (int i = 0; e->npaused > 0 && i < e->nslots; i++) {
+		struct xfer *x = &e->x[i];
+
+		if (!x->paused || rate_wait_ns(e->rate) > 0)
+			continue;
+		x->paused = false;
+		e->npaused--;
+		/* This may call on_write at once, which may pause again. */
+		curl_easy_pause(x->easy, CURLPAUSE_CONT);
+	}
 }
 
 int engine_run(struct engine *e, int timeout_ms)
@@ -866,13 +896,21 @@ int engine_run(struct engine *e, int timeout_ms)
 			due = x->t_due;
 		}
 	}
+	resume_paused(e);
 	curl_multi_perform(e->multi, &running);
 	n = collect(e);
 	if (n == 0) {
 		if (due >= 0 && (due - now) * 1000 < timeout_ms)
 			timeout_ms = (int)((due - now) * 1000) + 1;
+		if (e->npaused > 0) {
+			int64_t ms = rate_wait_ns(e->rate) / 1000000 + 1;
+
+			if (ms < timeout_ms)
+				timeout_ms = (int)ms;
+		}
 		curl_multi_poll(e->multi, NULL, 0, timeout_ms, NULL);
 		e->now = now_mono();
+		resume_paused(e);
 		curl_multi_perform(e->multi, &running);
 		n = collect(e);
 	}
@@ -927,7 +965,9 @@ static int setup_easy(struct engine *e, struct xfer *x)
 	curl_easy_setopt(c, CURLOPT_MAXREDIRS, o->max_redirs);
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(c, CURLOPT_BUFFERSIZE, (long)BUF_SIZE);
+	curl_easy_setopt(c, CURLOPT_BUFFERSIZE,
+			 (long)(e->rate ? rate_chunk(e->rate->limit, BUF_SIZE)
+					: BUF_SIZE));
 	if (o->connect_timeout > 0)
 		curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
 				 (long)(o->connect_timeout * 1000));
@@ -941,16 +981,14 @@ static int setup_easy(struct engine *e, struct xfer *x)
 	if (o->max_filesize)
 		curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE,
 				 (curl_off_t)o->max_filesize);
-	if (o->rate_each)
-		curl_easy_setopt(c, CURLOPT_MAX_RECV_SPEED_LARGE,
-				 (curl_off_t)o->rate_each);
 	curl_easy_setopt(c, CURLOPT_USERAGENT, o->user_agent);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, o->headers);
 	return 0;
 }
 
 struct engine *engine_new(const struct opts *o, int dirfd,
-			  struct worker_stat *stat, int slots,
+			  struct worker_stat *stat, struct rate *rate,
+			  int slots,
 			  int (*report)(void *ctx, const struct result_msg *r,
 					const char *final, const char *error),
 			  void *ctx)
@@ -962,6 +1000,7 @@ struct engine *engine_new(const struct opts *o, int dirfd,
 	e->o = o;
 	e->dirfd = dirfd;
 	e->stat = stat;
+	e->rate = rate;
 	/* A replacement worker goes on from its predecessor's counts, so
 	 * the progress line never runs backwards. */
 	e->bytes = atomic_load_explicit(&stat->bytes, memory_order_relaxed);

@@ -388,15 +388,6 @@ int main(int argc, char **argv)
 		o.processes = o.jobs;
 	if (o.processes > MAX_WORKERS)
 		o.processes = MAX_WORKERS;
-	if (o.limit_rate) {
-		/* The total rate, in equal shares for the transfers that can
-		 * run at once. */
-		size_t share = jl.n < (size_t)o.jobs ? jl.n : (size_t)o.jobs;
-
-		o.rate_each = o.limit_rate / (int64_t)(share ? share : 1);
-		if (o.rate_each < 1)
-			o.rate_each = 1;
-	}
 	ret = run(&o, &jl);
 out:
 	joblist_free(&jl);

@@ -51,7 +51,6 @@ struct opts {
 	long max_redirs;
 	int64_t max_filesize;   /* 0 = no limit */
 	int64_t limit_rate;     /* bytes/s in all, 0 = none */
-	int64_t rate_each;      /* its share for one transfer */
 	struct curl_slist *headers;
 	const char *user_agent;
 	int verbosity;          /* 0 quiet, 1 normal, 2 verbose */
@@ -132,8 +131,22 @@ struct worker_stat {
 	char pad[64 - 2 * sizeof(uint64_t) - sizeof(uint32_t)];
 } __attribute__((aligned(64)));
 
+/* rate.c: --limit-rate, shared by every worker (the algorithm is there). */
+struct rate {
+	_Atomic int64_t tat;        /* ns, CLOCK_MONOTONIC */
+	int64_t limit;              /* bytes per second */
+};
+void rate_init(struct rate *r, int64_t limit);
+/* Whether n bytes may be taken now; if so, they are counted. */
+bool rate_take(struct rate *r, size_t n);
+/* Nanoseconds until rate_take may succeed; 0: now. */
+int64_t rate_wait_ns(struct rate *r);
+/* The receive chunk size that suits the limit, at most max. */
+size_t rate_chunk(int64_t limit, size_t max);
+
 struct shared {
 	_Atomic int stop;           /* the parent asks the workers to stop */
+	struct rate rate;           /* used when o->limit_rate is set */
 	struct worker_stat w[MAX_WORKERS];
 };
 
@@ -169,7 +182,8 @@ int names_assign(struct joblist *jl);
 /* fetch.c: one engine per worker process. */
 struct engine;
 struct engine *engine_new(const struct opts *o, int dirfd,
-			  struct worker_stat *stat, int slots,
+			  struct worker_stat *stat, struct rate *rate,
+			  int slots,
 			  int (*report)(void *ctx, const struct result_msg *r,
 					const char *final, const char *error),
 			  void *ctx);

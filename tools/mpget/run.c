@@ -341,6 +341,7 @@ int run(const struct opts *o, struct joblist *jl)
 		errorf("shared memory: %s", strerror(errno));
 		goto out;
 	}
+	rate_init(&sh->rate, o->limit_rate);
 	install_signals();
 	c->jl = jl;
 	for (int i = 0; i < nworkers; i++) {

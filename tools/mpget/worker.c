@@ -83,7 +83,8 @@ int worker_main(void *arg)
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	e = engine_new(w->o, w->dirfd, &w->sh->w[w->index], w->slots, report,
+	e = engine_new(w->o, w->dirfd, &w->sh->w[w->index],
+		       w->o->limit_rate ? &w->sh->rate : NULL, w->slots, report,
 		       w);
 	if (!e)
 		return 3;

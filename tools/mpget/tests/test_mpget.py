@@ -411,6 +411,22 @@ def limits_and_headers(env):
 
 
 @case
+def limit_rate(env):
+    """--limit-rate holds for all transfers of all workers together: 800
+    KiB at 400 KiB/s over 4 transfers in 2 processes cannot take less than
+    1.5 s (the limiter lets through at most the limit, a quarter second's
+    burst and one 100 KiB chunk more), and every byte is intact.  Only this
+    lower bound is checked: a slow machine cannot break it."""
+    files = {"r%d.bin" % i: body("r%d" % i, 200 << 10) for i in range(4)}
+    base = env.nginx(files)
+    check(env.run(["-j", "4", "--processes", "2", "--limit-rate", "400K"] +
+                  [base + "/" + n for n in files]) == 0, "exit code")
+    for name, data in files.items():
+        env.expect_file(name, data)
+    check(env.elapsed >= 1.45, "faster than the limit: %.2f s" % env.elapsed)
+
+
+@case
 def sigint_resume(env):
     base = env.fault()
     size = 8 << 20
