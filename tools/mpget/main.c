@@ -37,7 +37,7 @@ static const char usage_text[] =
 "Concurrency:\n"
 "  -j, --jobs N             transfers at once, in all (default 16)\n"
 "      --processes N        worker processes (default: CPUs, at most -j)\n"
-"      --max-per-host N     connections per host per worker process\n"
+"      --max-per-host N     connections to one host, in total\n"
 "      --limit-rate RATE    total download rate, e.g. 500K, 10M\n"
 "\n"
 "Network:\n"
@@ -388,6 +388,9 @@ int main(int argc, char **argv)
 		o.processes = o.jobs;
 	if (o.processes > MAX_WORKERS)
 		o.processes = MAX_WORKERS;
+	/* --max-per-host is a total: the workers split it, one at least. */
+	if (o.max_per_host > 0 && o.processes > o.max_per_host)
+		o.processes = o.max_per_host;
 	ret = run(&o, &jl);
 out:
 	joblist_free(&jl);

@@ -201,6 +201,7 @@ struct worker_ctx {
 	const struct opts *o;
 	int index;
 	int slots;
+	int max_per_host;           /* this worker's share, 0 = no limit */
 	int dirfd;
 	mp_queue *jobs;
 	mp_queue *results;

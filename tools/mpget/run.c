@@ -349,6 +349,11 @@ int run(const struct opts *o, struct joblist *jl)
 			.o = o, .index = i, .slots = slots, .dirfd = dirfd,
 			.jobs = jobs, .results = results, .sh = sh,
 			.owner = owner, .jl = jl,
+			/* Shares that add up to --max-per-host. */
+			.max_per_host = o->max_per_host
+				? o->max_per_host / nworkers +
+					  (i < o->max_per_host % nworkers)
+				: 0,
 		};
 		c->held[i] = malloc((size_t)slots * sizeof(uint32_t));
 		r = c->held[i] ? crew_start(c, i) : -ENOMEM;

@@ -73,6 +73,7 @@ int worker_main(void *arg)
 	struct worker_ctx *w = arg;
 	struct sigaction sa = {.sa_handler = on_signal};
 	char msg[sizeof(struct job_msg) + MAX_URL_LEN + MAX_NAME_LEN + 16];
+	struct opts o = *w->o;
 	struct engine *e;
 	bool input_done = false;
 	int ret = 0;
@@ -83,7 +84,8 @@ int worker_main(void *arg)
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	e = engine_new(w->o, w->dirfd, &w->sh->w[w->index],
+	o.max_per_host = w->max_per_host;
+	e = engine_new(&o, w->dirfd, &w->sh->w[w->index],
 		       w->o->limit_rate ? &w->sh->rate : NULL, w->slots, report,
 		       w);
 	if (!e)

@@ -15,6 +15,8 @@ Paths (ID keeps separate counters, so tests do not disturb each other):
   /pause/ID/SIZE?n=N     ETag, honours Range; the first N requests without
                          Range (default 1) send 40% then wait until the
                          client goes away, later ones the whole body
+  /slow/SIZE             the body after 0.2 s; counts the requests served
+                         at once (state.busy, state.most_busy)
   /loop                  redirects to itself
   /tofile                redirects to file:///etc/passwd
   /cd/ID/SIZE?fn=NAME    Content-Disposition: attachment; filename="NAME"
@@ -45,6 +47,8 @@ class State:
         self.lock = threading.Lock()
         self.hits = {}
         self.log = []   # (path, headers dict) of every request
+        self.busy = 0
+        self.most_busy = 0
 
     def hit(self, key):
         with self.lock:
@@ -177,6 +181,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
             except OSError:
                 break
         self.close_connection = True
+
+    def do_slow(self, st, p, q):
+        with st.lock:
+            st.busy += 1
+            st.most_busy = max(st.most_busy, st.busy)
+        try:
+            time.sleep(0.2)
+            self.send_body(body("slow" + p[0], int(p[0])))
+        finally:
+            with st.lock:
+                st.busy -= 1
 
     def do_loop(self, st, p, q):
         self.send_body(b"", 302, [("Location", "/loop")])

@@ -427,6 +427,21 @@ def limit_rate(env):
 
 
 @case
+def max_per_host(env):
+    """--max-per-host is a total across worker processes: 8 slow files,
+    -j 8 over 2 processes, --max-per-host 2: the server never serves more
+    than 2 requests at once (a limit per worker would allow 4)."""
+    base = env.fault()
+    urls = [base + "/slow/%d" % (1000 + i) for i in range(8)]
+    check(env.run(["-j", "8", "--processes", "2", "--max-per-host", "2"] +
+                  urls) == 0, "exit code")
+    for i in range(8):
+        env.expect_file(str(1000 + i), body("slow%d" % (1000 + i), 1000 + i))
+    most = env.srv.state.most_busy
+    check(1 <= most <= 2, "at most 2 requests at once, saw %d" % most)
+
+
+@case
 def sigint_resume(env):
     base = env.fault()
     size = 8 << 20
