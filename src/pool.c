@@ -48,7 +48,17 @@
  * marked suspect: once all its chunks are taken and no live worker looks at
  * it, every chunk still not done fails with MP_EWORKER; meanwhile the
  * parent polls in 10 ms slices.  A new worker replaces the dead one at
- * once, so the other chunks complete and the pool stays usable.  Workers
+ * once, so the other chunks complete and the pool stays usable.
+ *
+ * Retries (opts.retries): instead of failing a dead worker's chunk, the
+ * parent appends (job id, chunk) to the redo queue, a ring in the shared
+ * block that only the parent writes (at redo_tail) and workers claim from
+ * with a CAS on redo_head, before any new chunk.  A worker publishes its
+ * hazard on the job before the CAS, so a death right after it is seen as
+ * for a normal claim; a suspect job is not swept while it has redo entries
+ * nobody claimed yet.  The job keeps its ring slot until every chunk is
+ * done, so an entry names a live job (a worker skips an entry whose job was
+ * retired by terminate).  A chunk runs at most 1 + retries times.  Workers
  * that leave after maxtasksperchild tasks are replaced the same way, at the
  * next pool call.  Workers that keep dying before their initializer
  * returns break the pool (rather than respawn forever).
@@ -78,6 +88,8 @@
 #define WORKER_SPIN_NS (50 * 1000)
 #define PARENT_SPIN_NS (20 * 1000)
 #define SUSPECT_SLICE_MS 10
+#define REDO_CAP 256
+#define MAX_RETRIES 100
 
 enum job_kind { JOB_MAP = 1, JOB_APPLY = 2 };
 enum wait_mode { WAIT_ALL = 0, WAIT_ANY = 1 };
@@ -126,6 +138,12 @@ struct pool_shared {
 	_Atomic uint32_t wait_mode;
 	_Atomic uint64_t wait_id; /* 0: any completion */
 	_Atomic uint32_t retired;
+	_Alignas(MP__CACHELINE) _Atomic uint64_t redo_head;
+	_Atomic uint64_t redo_tail;
+	struct redo {
+		_Atomic uint64_t id;
+		_Atomic uint64_t chunk;
+	} redo[REDO_CAP];
 	struct job ring[RING];
 	struct wslot slots[];
 };
@@ -159,6 +177,8 @@ struct req {
 	size_t n, chunksize, nchunks, in_size, out_size;
 	size_t scan; /* chunks below are done */
 	size_t lost;
+	uint8_t *tries;      /* per chunk: times queued to run again */
+	uint64_t redo_last;  /* redo position after r's last entry; 0: none */
 	void *block;
 	struct chunk_rec *recs;
 	int32_t *errs;
@@ -184,6 +204,7 @@ struct mp_pool {
 	struct pool_shared *s;
 	int nworkers;
 	unsigned maxtasks;
+	unsigned retries;
 	bool closed, terminated, joined, stopping, broken;
 	int efd;
 	uint64_t pub;
@@ -222,7 +243,41 @@ static inline int64_t off_of(struct pool_shared *s, const void *p)
 static bool has_work(struct pool_shared *s)
 {
 	return atomic_load_explicit(&s->head, memory_order_acquire) <=
-	       atomic_load_explicit(&s->pub, memory_order_acquire);
+		       atomic_load_explicit(&s->pub, memory_order_acquire) ||
+	       atomic_load_explicit(&s->redo_head, memory_order_acquire) <
+		       atomic_load_explicit(&s->redo_tail,
+					    memory_order_acquire);
+}
+
+/* Take a chunk from the redo queue (see DESIGN).  Return: as claim. */
+static bool claim_redo(struct pool_shared *s, struct wslot *w,
+		       struct job **jp, uint64_t *cp)
+{
+	uint64_t h = atomic_load_explicit(&s->redo_head, memory_order_acquire);
+
+	while (h < atomic_load_explicit(&s->redo_tail, memory_order_acquire)) {
+		struct redo *e = &s->redo[h % REDO_CAP];
+		uint64_t id = atomic_load_explicit(&e->id, memory_order_relaxed);
+		uint64_t c = atomic_load_explicit(&e->chunk,
+						  memory_order_relaxed);
+
+		atomic_store_explicit(&w->job, id, memory_order_seq_cst);
+		if (!atomic_compare_exchange_weak_explicit(
+			    &s->redo_head, &h, h + 1, memory_order_acq_rel,
+			    memory_order_acquire))
+			continue; /* h reloaded */
+		struct job *j = &s->ring[id % RING];
+		if (atomic_load_explicit(&j->id, memory_order_seq_cst) == id &&
+		    c < j->nchunks) {
+			atomic_store_explicit(&w->chunk, c + 1,
+					      memory_order_relaxed);
+			*jp = j;
+			*cp = c;
+			return true;
+		}
+		h++; /* its job was retired: skip the entry */
+	}
+	return false;
 }
 
 /* Take the next chunk.  Return: true with *jp, *cp set and the chunk
@@ -230,6 +285,8 @@ static bool has_work(struct pool_shared *s)
 static bool claim(struct pool_shared *s, struct wslot *w, struct job **jp,
 		  uint64_t *cp)
 {
+	if (claim_redo(s, w, jp, cp))
+		return true;
 	for (;;) {
 		uint64_t h = atomic_load_explicit(&s->head,
 						  memory_order_acquire);
@@ -455,6 +512,34 @@ static void set_suspect(struct mp_pool *p, struct req *r)
 	}
 }
 
+/* Queue chunk c of r to run again, if the pool retries and c has tries
+ * left.  Return: whether it was queued (else the caller fails it). */
+static bool redo_push(struct mp_pool *p, struct req *r, size_t c)
+{
+	struct pool_shared *s = p->s;
+
+	if (!p->retries || p->stopping || p->broken)
+		return false;
+	if (!r->tries && !(r->tries = calloc(r->nchunks, 1)))
+		return false;
+	uint64_t t = atomic_load_explicit(&s->redo_tail, memory_order_relaxed);
+	if (r->tries[c] >= p->retries ||
+	    t - atomic_load_explicit(&s->redo_head, memory_order_acquire) >=
+		    REDO_CAP)
+		return false;
+	r->tries[c]++;
+	atomic_store_explicit(&s->redo[t % REDO_CAP].id, r->id,
+			      memory_order_relaxed);
+	atomic_store_explicit(&s->redo[t % REDO_CAP].chunk, c,
+			      memory_order_relaxed);
+	atomic_store_explicit(&s->redo_tail, t + 1, memory_order_seq_cst);
+	r->redo_last = t + 1;
+	atomic_fetch_add_explicit(&s->work_seq, 1, memory_order_seq_cst);
+	if (atomic_load_explicit(&s->sleepers, memory_order_seq_cst))
+		mp__futex_wake(&s->work_seq, 1);
+	return true;
+}
+
 static void break_pool(struct mp_pool *p);
 
 /* Worker i ended (its pidfd is readable): reap it, fail what it held,
@@ -475,9 +560,10 @@ static void handle_death(struct mp_pool *p, int i)
 	struct req *r = req_of(p, id);
 	if (r && c1 && c1 <= r->nchunks &&
 	    !atomic_load_explicit(&r->recs[c1 - 1].state,
-				  memory_order_acquire))
-		mark_failed(p, r, (size_t)(c1 - 1), MP_EWORKER);
-	else if (r)
+				  memory_order_acquire)) {
+		if (!redo_push(p, r, (size_t)(c1 - 1)))
+			mark_failed(p, r, (size_t)(c1 - 1), MP_EWORKER);
+	} else if (r)
 		set_suspect(p, r); /* see DESIGN: a chunk may be unaccounted */
 	if (atomic_load_explicit(&ws->asleep, memory_order_relaxed))
 		atomic_fetch_sub_explicit(&p->s->sleepers, 1,
@@ -541,6 +627,7 @@ static void req_unlink(struct mp_pool *p, struct req *r)
 static void req_release(struct req *r)
 {
 	mp_shared_free(r->block);
+	free(r->tries);
 	free(r->holes);
 	free(r);
 }
@@ -601,13 +688,20 @@ static void sweep(struct mp_pool *p, struct req *r)
 
 	if (atomic_load_explicit(&j->next, memory_order_acquire) < r->nchunks)
 		return;
+	/* Entries for r still queued: a worker will claim them. */
+	if (atomic_load_explicit(&p->s->redo_head, memory_order_seq_cst) <
+	    r->redo_last)
+		return;
 	for (int i = 0; i < p->nworkers; i++)
 		if (p->w[i].proc && atomic_load_explicit(&p->s->slots[i].job,
 							 memory_order_seq_cst) ==
 					    r->id)
 			return;
 	for (size_t c = r->scan; c < r->nchunks; c++)
-		mark_failed(p, r, c, MP_EWORKER);
+		if (atomic_load_explicit(&r->recs[c].state,
+					 memory_order_acquire) == 0 &&
+		    !redo_push(p, r, c))
+			mark_failed(p, r, c, MP_EWORKER);
 	r->suspect = false;
 	p->nsuspect--;
 	req_poll(p, r);
@@ -916,7 +1010,7 @@ mp_pool *mp_pool_new_opts(const mp_pool_opts *opts)
 	if (!opts)
 		opts = &def;
 	int nw = opts->processes ? opts->processes : mp_cpu_count();
-	if (nw < 1 || nw > MAX_WORKERS) {
+	if (nw < 1 || nw > MAX_WORKERS || opts->retries > MAX_RETRIES) {
 		errno = EINVAL;
 		return NULL;
 	}
@@ -925,6 +1019,7 @@ mp_pool *mp_pool_new_opts(const mp_pool_opts *opts)
 		return NULL;
 	p->nworkers = nw;
 	p->maxtasks = opts->maxtasksperchild;
+	p->retries = opts->retries;
 	p->w = calloc((size_t)nw, sizeof(*p->w));
 	p->wargs = calloc((size_t)nw, sizeof(*p->wargs));
 	p->pfds = calloc((size_t)nw + 1, sizeof(*p->pfds));

@@ -47,6 +47,13 @@ typedef struct mp_pool_opts {
 	void *initargs;             /* its argument (copied by fork) */
 	unsigned maxtasksperchild;  /* replace a worker after this many tasks
 				       (a map chunk is a task); 0 = never */
+	unsigned retries;           /* run a task whose worker died again, up
+				       to this many times (0..100), before it
+				       fails with MP_EWORKER.  Only for tasks
+				       that are safe to run twice: the dead
+				       run may have done part of its work.
+				       0 = never (Python's behaviour, less
+				       the hang) */
 } mp_pool_opts;
 
 /* A pool of `processes` workers (0 = mp_cpu_count()), started now.
@@ -55,7 +62,8 @@ typedef struct mp_pool_opts {
  * Safety: any thread; forks. */
 MP_EXTERN mp_pool *mp_pool_new(int processes);
 
-/* The same with options (NULL = defaults).  If the initializer crashes
+/* The same with options (NULL = defaults; EINVAL also for retries > 100).
+ * If the initializer crashes
  * every worker again and again, the pool gives up: it is broken, pending
  * tasks fail with MP_EWORKER and new ones with MP_EBROKEN. */
 MP_EXTERN mp_pool *mp_pool_new_opts(const mp_pool_opts *opts);
@@ -70,8 +78,9 @@ MP_EXTERN int mp_pool_worker_pids(const mp_pool *pool, pid_t *pids, int cap);
  * are copied into shared memory and results back, chunksize items per task
  * (0 = auto: ceil(n / (4 * workers)), Python's rule).  Blocks until every
  * item is done.
- * Return: 0; MP_EWORKER if a worker died running a chunk (its items'
- * results are missing, every other result is in out); else the error of the
+ * Return: 0; MP_EWORKER if a worker died running a chunk, as many times as
+ * opts.retries allows and once more (its items' results are missing, every
+ * other result is in out); else the error of the
  * lowest-index failed item (as Python raises the first exception; the
  * others are in out); -EINVAL (NULL pool or fn, NULL buffer with a size,
  * size overflow), -ENOMEM, MP_ESTATE (closed), MP_EBROKEN.  n = 0 returns 0.
