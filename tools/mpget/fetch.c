@@ -94,6 +94,7 @@ struct engine {
 	struct worker_stat *stat;
 	struct rate *rate;    /* NULL: no --limit-rate */
 	int npaused;
+	int resume_from;      /* where resume_paused starts: fairness */
 	struct xfer *x;
 	int nslots;
 	int used;             /* slots not free */
@@ -230,6 +231,8 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *ud)
 	struct engine *e = x->e;
 	size_t n = size * nmemb;
 
+	if (x->fail)
+		return 0; /* data handed back on resume after a failure */
 	if (!x->checked && check_response(x) < 0)
 		return 0;
 	if (x->discard)
@@ -864,15 +867,25 @@ static int check_stalls(struct engine *e)
 /* Give the rate limit's paused transfers their chunk, if it is time. */
 static void resume_paused(struct engine *e)
 {
-	for (int i = 0; e->npaused > 0 && i < e->nslots; i++) {
+	/* Round robin from where the last pass stopped, so that no slot
+	 * starves when the budget allows one chunk at a time. */
+	for (int k = 0; e->npaused > 0 && k < e->nslots; k++) {
+		int i = (e->resume_from + k) % e->nslots;
 		struct xfer *x = &e->x[i];
+		CURLcode rc;
 
-		if (!x->paused || rate_wait_ns(e->rate) > 0)
+		if (!x->paused)
 			continue;
+		if (rate_wait_ns(e->rate) > 0)
+			break;
 		x->paused = false;
 		e->npaused--;
-		/* This may call on_write at once, which may pause again. */
-		curl_easy_pause(x->easy, CURLPAUSE_CONT);
+		e->resume_from = (i + 1) % e->nslots;
+		/* This may call on_write at once, which may pause again, or
+		 * fail the transfer. */
+		rc = curl_easy_pause(x->easy, CURLPAUSE_CONT);
+		if (rc != CURLE_OK)
+			finish(e, x, rc);
 	}
 }
 

@@ -132,7 +132,7 @@ int parse_size(const char *s, int64_t *out)
 
 	errno = 0;
 	v = strtod(s, &end);
-	if (errno || end == s || v < 0)
+	if (errno || end == s || !(v >= 0)) /* NaN too */
 		return -1;
 	switch (*end) {
 	case 'k': case 'K':
@@ -279,10 +279,11 @@ int main(int argc, char **argv)
 				       optarg);
 			break;
 		case OPT_LIMIT_RATE:
-			bad = parse_size(optarg, &o.limit_rate);
+			bad = parse_size(optarg, &o.limit_rate) ||
+			      o.limit_rate < 1;
 			if (bad)
-				errorf("--limit-rate wants a rate, not '%s'",
-				       optarg);
+				errorf("--limit-rate wants a rate of at least "
+				       "1 byte/s, not '%s'", optarg);
 			break;
 		case 'H': {
 			struct curl_slist *l;

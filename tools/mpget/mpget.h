@@ -214,7 +214,9 @@ struct worker_ctx {
 	const struct joblist *jl;
 	const uint32_t *retry;
 	size_t nretry;
+	uint32_t redoing;           /* the retry job under way, or NO_JOB */
 };
+#define NO_JOB UINT32_MAX
 int worker_main(void *arg);
 
 /* progress.c */

@@ -86,7 +86,7 @@ static void set_text(char **dst, const char *s)
 
 static void take_result(const struct opts *o, struct joblist *jl,
 			struct progress *pg, const char *buf, size_t len,
-			size_t *received)
+			size_t *received, bool stopping)
 {
 	const struct result_msg *m = (const struct result_msg *)buf;
 	const char *final;
@@ -104,6 +104,10 @@ static void take_result(const struct opts *o, struct joblist *jl,
 		return;
 	}
 	if (j->status != ST_PENDING)
+		return;
+	/* A worker stopped by a signal of its own, not by us: it ends with
+	 * an error, and its replacement redoes the file. */
+	if (m->status == ST_INTERRUPTED && !stopping)
 		return;
 	j->status = (enum status)m->status;
 	j->http = m->http;
@@ -223,6 +227,11 @@ static void crew_replace(struct crew *c, int i, bool work_left,
 	c->proc[i] = NULL;
 	c->ctx[i].retry = c->held[i];
 	c->ctx[i].nretry = k;
+	/* The replacement holds them from now on, even if it dies before it
+	 * gets to them (crew_start gives it serial + 1). */
+	for (size_t h = 0; h < k; h++)
+		atomic_store_explicit(&c->ctx[i].owner[c->held[i][h]],
+				      c->serials + 1, memory_order_relaxed);
 	r = crew_start(c, i);
 	if (r == 0) {
 		verbosef("worker %d replaced, %zu job(s) to redo", i, k);
@@ -263,8 +272,15 @@ static void crew_wait(struct crew *c, int ms)
 	for (int i = 0; i < c->n; i++) {
 		int fd = c->ended[i] ? -1 : mp_process_sentinel(c->proc[i]);
 
-		if (fd < 0)
+		if (fd < 0) {
+			/* No pidfd (no file descriptor left?): look now. */
+			if (!c->ended[i] && c->proc[i] &&
+			    mp_process_join(c->proc[i], 0) == 0) {
+				c->ended[i] = true;
+				c->alive--;
+			}
 			continue;
+		}
 		pfd[k] = (struct pollfd){.fd = fd, .events = POLLIN};
 		map[k++] = i;
 	}
@@ -348,7 +364,7 @@ int run(const struct opts *o, struct joblist *jl)
 		c->ctx[i] = (struct worker_ctx){
 			.o = o, .index = i, .slots = slots, .dirfd = dirfd,
 			.jobs = jobs, .results = results, .sh = sh,
-			.owner = owner, .jl = jl,
+			.owner = owner, .jl = jl, .redoing = NO_JOB,
 			/* Shares that add up to --max-per-host. */
 			.max_per_host = o->max_per_host
 				? o->max_per_host / nworkers +
@@ -412,7 +428,8 @@ int run(const struct opts *o, struct joblist *jl)
 		 * look at who died: what a dead worker reported is not
 		 * redone. */
 		while ((n = mp_queue_get(results, buf, MSG_MAX, 0)) >= 0)
-			take_result(o, jl, pg, buf, (size_t)n, &received);
+			take_result(o, jl, pg, buf, (size_t)n, &received,
+				    stopping);
 		crew_check(c, stopping, received < todo, pg, &received);
 		if (received >= todo && !stopping)
 			break;

@@ -39,6 +39,8 @@ static int report(void *ctx, const struct result_msg *r, const char *final,
 		a = MAX_NAME_LEN + 32;
 	if (b > 1024)
 		b = 1024;
+	if (r->kind == RES_DONE && r->index == w->redoing)
+		w->redoing = NO_JOB;
 	*m = *r;
 	memcpy(m->text, final ? final : "", a);
 	m->text[a] = '\0';
@@ -91,8 +93,10 @@ int worker_main(void *arg)
 	if (!e)
 		return 3;
 	while (!stopping(w)) {
-		/* A predecessor's jobs first: they have waited longest. */
-		while (w->nretry > 0 && engine_has_free_slot(e)) {
+		/* A predecessor's jobs first, one at a time: if one of
+		 * them kills us too, it alone is blamed for it. */
+		if (w->nretry > 0 && w->redoing == NO_JOB &&
+		    engine_has_free_slot(e)) {
 			uint32_t index = *w->retry++;
 			size_t len;
 
@@ -100,9 +104,12 @@ int worker_main(void *arg)
 			len = job_msg_build(&w->jl->v[index], index, msg,
 					    sizeof(msg));
 			take(w, index);
+			w->redoing = index;
 			if (len == 0 ||
-			    engine_add(e, (struct job_msg *)msg, len) < 0)
+			    engine_add(e, (struct job_msg *)msg, len) < 0) {
+				w->redoing = NO_JOB;
 				ret = 5;
+			}
 		}
 		while (!input_done && engine_has_free_slot(e)) {
 			/* Block only when there is nothing else to do. */
@@ -133,5 +140,9 @@ int worker_main(void *arg)
 	if (stopping(w))
 		engine_interrupt(e);
 	engine_free(e);
+	/* Stopped by a signal that was not the parent's stop: say so, so
+	 * that the parent replaces us and redoes what we held. */
+	if (got_signal && !atomic_load(&w->sh->stop))
+		ret = 6;
 	return ret;
 }

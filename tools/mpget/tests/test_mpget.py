@@ -500,7 +500,8 @@ def children(pid):
     return kids
 
 
-def kill_worker_holding(env, p, path, requests, names, old=()):
+def kill_worker_holding(env, p, path, requests, names, old=(),
+                        sig=signal.SIGKILL):
     """SIGKILL mpget's worker once the server has seen `requests` requests
     for path, the .part file has bytes and the files `names` are done;
     return the killed pid."""
@@ -516,7 +517,7 @@ def kill_worker_holding(env, p, path, requests, names, old=()):
         time.sleep(0.02)
     workers = [w for w in children(p.pid) if w not in old]
     check(len(workers) == 1, "one worker process, got %s" % workers)
-    os.kill(workers[0], signal.SIGKILL)
+    os.kill(workers[0], sig)
     return workers[0]
 
 
@@ -566,6 +567,23 @@ def worker_killed(env):
     with open(report) as f:
         rep = by_url(json.load(f))
     check(rep[held]["status"] == "ok", "held file ok after the retry")
+
+
+@case
+def worker_terminated(env):
+    """A worker stopped alone by SIGTERM (not mpget's Ctrl-C) counts as
+    dead: it is replaced, its file is redone, and the run succeeds."""
+    p, path, held, datas, report = held_run(env, 1)
+    kill_worker_holding(env, p, path, 1, datas, sig=signal.SIGTERM)
+    err = finish(p)
+    check(p.returncode == 0, "exit 0, got %d" % p.returncode)
+    check("worker 0 ended with code" in err, "the stop is reported")
+    env.expect_file("held.bin", body("held1", 8 << 20))
+    for name, data in datas.items():
+        env.expect_file(name, data)
+    with open(report) as f:
+        rep = by_url(json.load(f))
+    check(rep[held]["status"] == "ok", "held file ok after the redo")
 
 
 @case
