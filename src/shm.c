@@ -78,9 +78,17 @@ mp_shm *mp_shm_create(const char *name, size_t size)
 	int fd = shm_open(norm, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return NULL;
+	/* Reserve the pages, not just the size: a sparse segment larger than
+	 * what /dev/shm has free would be created fine and then kill the
+	 * first process that touches a page it cannot get (SIGBUS).  So a
+	 * segment that does not fit fails here, with ENOSPC. */
 	mp_shm *shm = NULL;
-	if (ftruncate(fd, (off_t)size) == 0)
+	r = size > (size_t)INT64_MAX ? EFBIG
+				     : posix_fallocate(fd, 0, (off_t)size);
+	if (r == 0)
 		shm = map_fd(fd, norm, size);
+	else
+		errno = r;
 	int saved = errno;
 	close(fd);
 	if (!shm) {

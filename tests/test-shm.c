@@ -1,5 +1,6 @@
 /* Named shared memory segments. */
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include "test.h"
 
@@ -116,5 +117,54 @@ TEST(shm_across_exec)
 	ASSERT_OK(mp_shm_detach(s));
 }
 
+/* A segment that /dev/shm cannot hold fails at create with ENOSPC, not
+ * with SIGBUS at the first write.  Asking for more than the whole of
+ * /dev/shm makes tmpfs refuse before it allocates a page, so the test
+ * consumes nothing (before the fix the sparse create succeeded). */
+TEST(shm_create_larger_than_dev_shm_is_enospc)
+{
+	struct statvfs v;
+	ASSERT_OK(statvfs("/dev/shm", &v));
+	if (v.f_blocks == 0)
+		SKIP("/dev/shm has no size limit");
+	size_t total = (size_t)v.f_blocks * v.f_frsize;
+	size_t want = total + ((size_t)1 << 30);
+	char name[64], path[128];
+	unique(name, sizeof(name), "nospc");
+	snprintf(path, sizeof(path), "/dev/shm/%s", name);
+	errno = 0;
+	mp_shm *s = mp_shm_create(name, want);
+	if (s) {
+		mp_shm_detach(s);
+		mp_shm_unlink(name);
+		FAIL("created %zu bytes on a %zu-byte /dev/shm", want, total);
+	}
+	ASSERT_EQ(errno, ENOSPC);
+	struct stat st;
+	ASSERT(stat(path, &st) < 0 && errno == ENOENT); /* nothing left */
+}
+
+/* The pages of a segment that fits are reserved at create. */
+TEST(shm_create_reserves_its_pages)
+{
+	char name[64];
+	unique(name, sizeof(name), "resv");
+	mp_shm *s = mp_shm_create(name, 1 << 20);
+	ASSERT_NOT_NULL(s);
+	char path[128];
+	struct stat st;
+	snprintf(path, sizeof(path), "/dev/shm/%s", name);
+	int r = stat(path, &st);
+	ASSERT_OK(mp_shm_unlink(name)); /* first: leave nothing behind */
+	ASSERT_OK(r);
+	ASSERT_EQ(st.st_size, 1 << 20);
+	ASSERT_CMP((long long)st.st_blocks * 512, >=, 1 << 20);
+	unsigned char *p = mp_shm_addr(s);
+	ASSERT_EQ(p[0] | p[(1 << 20) - 1], 0);
+	ASSERT_OK(mp_shm_detach(s));
+}
+
 TEST_MAIN(T(shm_bad_input), T(shm_create_attach_exclusive),
-	  T(shm_fresh_names_are_unique), T(shm_across_exec))
+	  T(shm_fresh_names_are_unique), T(shm_across_exec),
+	  T(shm_create_larger_than_dev_shm_is_enospc),
+	  T(shm_create_reserves_its_pages))
