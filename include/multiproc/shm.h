@@ -51,8 +51,11 @@ typedef struct mp_shm mp_shm;
 /* Create a new segment of `size` bytes (zeroed), mode 0600, failing if the
  * name exists.  `name` is a POSIX shm name with or without its leading '/',
  * at most 250 characters and no other '/'; NULL picks a fresh unique name.
+ * The pages are reserved now (posix_fallocate), so a segment /dev/shm
+ * cannot hold fails here rather than with SIGBUS at the first write.
  * Return: the handle, or NULL with errno EEXIST (the name is taken), EINVAL
- * (bad name or size 0), or whatever shm_open/ftruncate/mmap said. */
+ * (bad name or size 0), ENOSPC (no room in /dev/shm), or whatever
+ * shm_open/posix_fallocate/mmap said. */
 MP_EXTERN mp_shm *mp_shm_create(const char *name, size_t size);
 
 /* Attach an existing segment, read-write.  Return: NULL with errno ENOENT
