@@ -12,6 +12,9 @@
  * is used.  For the same reason the pidfd can be opened lazily, only when a
  * timed join or the sentinel needs one: most joins wait forever, and those
  * block in waitid(WNOWAIT) with no pidfd and without the registry mutex.
+ * A timed join that cannot open one (no descriptor left) still works: it
+ * polls waitid(WNOHANG) in short naps instead.  Opening the pidfd at start
+ * would not help there and would cost every child a descriptor.
  */
 #include <errno.h>
 #include <poll.h>
@@ -264,6 +267,33 @@ int mp_process_start(mp_process *p)
 	return 0;
 }
 
+/* Wait until p has ended with no descriptor (pidfd_open failed: EMFILE,
+ * ENFILE, ENOMEM): look with waitid(WNOHANG | WNOWAIT) between naps that
+ * double from 50 us to 10 ms, so a long join wakes at most 100 times a
+ * second and a short one is not late by much.  Return: 0, -ETIMEDOUT. */
+static int poll_for_end(struct mp_process *p, mp__deadline deadline)
+{
+	int64_t nap = 50 * 1000;
+
+	for (;;) {
+		siginfo_t info;
+		memset(&info, 0, sizeof(info));
+		int r = waitid(P_PID, (id_t)p->pid, &info,
+			       WEXITED | WNOHANG | WNOWAIT);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 || info.si_pid != 0)
+			return 0; /* ended (ECHILD: try_reap sorts it out) */
+		int64_t left = mp__remaining_ns(deadline);
+		if (left == 0)
+			return -ETIMEDOUT;
+		struct timespec ts = {0, (long)(nap < left ? nap : left)};
+		nanosleep(&ts, NULL);
+		if (nap < 10 * 1000 * 1000)
+			nap *= 2;
+	}
+}
+
 int mp_process_join(mp_process *p, double timeout_s)
 {
 	if (!p)
@@ -280,15 +310,19 @@ int mp_process_join(mp_process *p, double timeout_s)
 			;
 	} else {
 		int fd = mp_process_sentinel(p);
-		if (fd < 0)
-			return -errno;
-		struct pollfd pfd = {.fd = fd, .events = POLLIN};
 		int r;
-		while ((r = poll(&pfd, 1, mp__remaining_ms(deadline))) < 0 &&
-		       errno == EINTR)
-			;
-		if (r == 0)
-			return -ETIMEDOUT;
+		if (fd < 0) {
+			if ((r = poll_for_end(p, deadline)))
+				return r;
+		} else {
+			struct pollfd pfd = {.fd = fd, .events = POLLIN};
+			while ((r = poll(&pfd, 1,
+					 mp__remaining_ms(deadline))) < 0 &&
+			       errno == EINTR)
+				;
+			if (r == 0)
+				return -ETIMEDOUT;
+		}
 	}
 	pthread_mutex_lock(&registry_mutex);
 	try_reap(p);

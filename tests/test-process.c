@@ -1,5 +1,6 @@
 /* Processes: start, join, exit codes, signals, names, daemons. */
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 
 #include "test.h"
@@ -349,10 +350,56 @@ TEST(process_sentinel_polls_on_exit)
 	close(fds[0]);
 }
 
+/* Lower RLIMIT_NOFILE to the open descriptors and fill the holes below,
+ * so that the next descriptor anyone asks for fails with EMFILE. */
+static void exhaust_fds(void)
+{
+	int hi = 0;
+	for (int fd = 0; fd < 4096; fd++)
+		if (fcntl(fd, F_GETFD) != -1)
+			hi = fd + 1;
+	struct rlimit rl;
+	ASSERT_OK(getrlimit(RLIMIT_NOFILE, &rl));
+	rl.rlim_cur = (rlim_t)hi;
+	ASSERT_OK(setrlimit(RLIMIT_NOFILE, &rl));
+	while (dup(0) >= 0)
+		;
+	ASSERT_EQ(errno, EMFILE);
+}
+
+/* A timed join needs no descriptor: with none left (no pidfd can be
+ * opened) it still times out and still sees the end.  It used to return
+ * -EMFILE. */
+TEST(process_timed_join_without_descriptors)
+{
+	int fds[2];
+	ASSERT_OK(pipe(fds));
+	mp_process *p = mp_process_new(wait_pipe, fds);
+	ASSERT_OK(mp_process_start(p));
+	exhaust_fds();
+	errno = 0;
+	ASSERT_EQ(mp_process_sentinel(p), -1);
+	ASSERT_EQ(errno, EMFILE);
+	ASSERT_ERR(mp_process_join(p, 0), -ETIMEDOUT);
+	double t0 = test_now();
+	ASSERT_ERR(mp_process_join(p, 0.1), -ETIMEDOUT);
+	double waited = test_now() - t0;
+	ASSERT(waited >= 0.1);
+	ASSERT(waited < 5.0);
+	ASSERT(mp_process_is_alive(p));
+	/* End it by a signal: closing our pipe end would free a slot. */
+	ASSERT_OK(mp_process_terminate(p));
+	ASSERT_OK(mp_process_join(p, 30));
+	ASSERT_EQ(mp_process_exitcode(p), -SIGTERM);
+	ASSERT(dup(0) < 0 && errno == EMFILE); /* still none left */
+	mp_process_free(p);
+}
+
 TEST_MAIN(T(process_bad_input), T_TIMEOUT(process_exit_codes_0_to_255, 60),
 	  T(process_killed_by_signals), T(process_join_times_out),
 	  T_TIMEOUT(process_1000_cycles_no_zombie_no_fd_leak, 120),
 	  T(process_free_while_running_is_reaped), T(process_active_children),
 	  T(process_names), T(process_daemon_dies_with_parent),
 	  T(process_non_daemon_outlives_parent), T(process_stdio_flushed_once),
-	  T(process_sentinel_polls_on_exit))
+	  T(process_sentinel_polls_on_exit),
+	  T(process_timed_join_without_descriptors))

@@ -52,8 +52,11 @@ MP_EXTERN bool mp_process_daemon(const mp_process *p);
 MP_EXTERN int mp_process_start(mp_process *p);
 
 /* Wait for the process to end, then reap it.  Joining again is harmless.
- * Return: 0, -ETIMEDOUT, -EINVAL (NULL), MP_ESTATE (never started).
- * Safety: blocks in poll(2) on the child's pidfd; no busy waiting. */
+ * Return: 0, -ETIMEDOUT, -EINVAL (NULL; timeout_s NaN or above
+ * MP_TIMEOUT_MAX), MP_ESTATE (never started).
+ * Safety: blocks in waitid(2) (MP_FOREVER) or in poll(2) on the child's
+ * pidfd; no busy waiting.  With no descriptor left for the pidfd (EMFILE)
+ * a timed join polls waitid(WNOHANG) between sleeps of 50 us to 10 ms. */
 MP_EXTERN int mp_process_join(mp_process *p, double timeout_s);
 
 /* True between start and the end of the process (reaps it if it ended). */
