@@ -211,6 +211,8 @@ int mp_barrier_wait(mp_barrier *b, double timeout_s)
 
 	if (!valid(s))
 		return -EINVAL;
+	if (!mp__timeout_ok(timeout_s))
+		return -EINVAL;
 	mp__deadline deadline = mp__deadline_in(timeout_s);
 	if (lock_state(s))
 		return -EINVAL;

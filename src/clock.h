@@ -1,8 +1,12 @@
 #ifndef MP_CLOCK_H
 #define MP_CLOCK_H
 
+#include <math.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
+
+#include "multiproc/common.h"
 
 /* An absolute CLOCK_MONOTONIC time in nanoseconds, or MP__NEVER. */
 typedef int64_t mp__deadline;
@@ -16,13 +20,22 @@ static inline int64_t mp__now_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* The deadline for a timeout in seconds: negative (MP_FOREVER) never
- * passes, 0 has already passed (try once).  NaN counts as forever. */
+/* Whether a call may take timeout_s: not NaN, and not a finite number
+ * above MP_TIMEOUT_MAX (a deadline that far would overflow the clock's
+ * nanoseconds).  Every public call that takes a timeout checks this first,
+ * before any fast path, and returns -EINVAL when it fails: a NaN from a
+ * bad computation must not silently block forever. */
+static inline bool mp__timeout_ok(double timeout_s)
+{
+	return timeout_s <= MP_TIMEOUT_MAX || timeout_s == (double)INFINITY;
+}
+
+/* The deadline for a timeout in seconds that passed mp__timeout_ok:
+ * negative (MP_FOREVER) and +inf never pass, 0 has already passed (try
+ * once).  MP_TIMEOUT_MAX seconds from any uptime fit in an int64_t. */
 static inline mp__deadline mp__deadline_in(double timeout_s)
 {
-	if (!(timeout_s >= 0))
-		return MP__NEVER;
-	if (timeout_s > 9e9)
+	if (!(timeout_s >= 0) || timeout_s > MP_TIMEOUT_MAX)
 		return MP__NEVER;
 	return mp__now_ns() + (int64_t)(timeout_s * 1e9);
 }

@@ -163,6 +163,8 @@ int mp_condition_wait(mp_condition *c, double timeout_s)
 
 	if (!valid(s))
 		return -EINVAL;
+	if (!mp__timeout_ok(timeout_s))
+		return -EINVAL;
 	mp_lock *lock = lock_of(s);
 	if (!mp__lock_is_mine(lock))
 		return -EPERM;
@@ -175,6 +177,8 @@ int mp_condition_wait_for(mp_condition *c, bool (*pred)(void *), void *arg,
 	struct cond_shared *s = shared(c);
 
 	if (!valid(s) || !pred)
+		return -EINVAL;
+	if (!mp__timeout_ok(timeout_s))
 		return -EINVAL;
 	mp_lock *lock = lock_of(s);
 	if (!mp__lock_is_mine(lock))

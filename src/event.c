@@ -140,6 +140,8 @@ int mp_event_wait(mp_event *e, double timeout_s)
 
 	if (MP__UNLIKELY(!valid(s)))
 		return -EINVAL;
+	if (!mp__timeout_ok(timeout_s))
+		return -EINVAL;
 	uint32_t w = atomic_load_explicit(&s->word, memory_order_acquire);
 	if (w & SET)
 		return 0;

@@ -173,6 +173,8 @@ int mp_lock_acquire(mp_lock *l, double timeout_s)
 
 	if (MP__UNLIKELY(!s || s->magic != LOCK_MAGIC))
 		return -EINVAL;
+	if (!mp__timeout_ok(timeout_s))
+		return -EINVAL;
 	uint32_t me = mp__lock_id();
 	uint32_t zero = 0;
 	if (MP__LIKELY(atomic_compare_exchange_strong_explicit(

@@ -124,6 +124,8 @@ ssize_t mp_conn_recv(mp_conn *c, void *buf, size_t cap, double timeout_s)
 {
 	if (!c || (!buf && cap))
 		return -EINVAL;
+	if (!mp__timeout_ok(timeout_s))
+		return -EINVAL;
 	if (c->fd < 0 || !c->readable)
 		return -EBADF;
 	mp__deadline deadline = mp__deadline_in(timeout_s);
@@ -169,6 +171,8 @@ ssize_t mp_conn_recv(mp_conn *c, void *buf, size_t cap, double timeout_s)
 int mp_conn_poll(mp_conn *c, double timeout_s)
 {
 	if (!c)
+		return -EINVAL;
+	if (!mp__timeout_ok(timeout_s))
 		return -EINVAL;
 	if (c->fd < 0 || !c->readable)
 		return -EBADF;

@@ -1253,7 +1253,7 @@ int mp_imap_next(mp_imap *it, size_t *index, void *out, double timeout_s)
 {
 	if (index)
 		*index = SIZE_MAX;
-	if (!it)
+	if (!it || !mp__timeout_ok(timeout_s))
 		return -EINVAL;
 	struct req *r = &it->r;
 	struct mp_pool *p = r->finished ? NULL : r->pool;
@@ -1376,7 +1376,7 @@ bool mp_async_ready(mp_async *a)
 
 int mp_async_wait(mp_async *a, double timeout_s)
 {
-	if (!a)
+	if (!a || !mp__timeout_ok(timeout_s))
 		return -EINVAL;
 	struct req *r = &a->r;
 	if (r->finished)

@@ -296,7 +296,7 @@ static int poll_for_end(struct mp_process *p, mp__deadline deadline)
 
 int mp_process_join(mp_process *p, double timeout_s)
 {
-	if (!p)
+	if (!p || !mp__timeout_ok(timeout_s))
 		return -EINVAL;
 	if (!p->started)
 		return MP_ESTATE;

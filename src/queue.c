@@ -461,6 +461,8 @@ int mp_queue_put(mp_queue *q, const void *msg, size_t len, double timeout_s)
 
 	if (MP__UNLIKELY(!valid(s) || (!msg && len)))
 		return -EINVAL;
+	if (!mp__timeout_ok(timeout_s))
+		return -EINVAL;
 	if (MP__UNLIKELY(len > s->ring_size - HDR))
 		return -EMSGSIZE;
 	uint64_t cost = HDR + align8(len);
@@ -539,6 +541,8 @@ ssize_t mp_queue_get(mp_queue *q, void *buf, size_t cap, double timeout_s)
 	struct queue_shared *s = shared(q);
 
 	if (MP__UNLIKELY(!valid(s) || (!buf && cap)))
+		return -EINVAL;
+	if (!mp__timeout_ok(timeout_s))
 		return -EINVAL;
 	struct wait w = {timeout_s, MP__NEVER, false};
 	int spins = timeout_s == 0 ? 0 : SPINS;
@@ -709,6 +713,8 @@ int mp_queue_join(mp_queue *q, double timeout_s)
 	struct queue_shared *s = shared(q);
 
 	if (!valid(s))
+		return -EINVAL;
+	if (!mp__timeout_ok(timeout_s))
 		return -EINVAL;
 	if (!(s->flags & F_JOINABLE))
 		return MP_ESTATE;

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <stdatomic.h>
 
+#include "clock.h"
 #include "internal.h"
 
 #define RLOCK_MAGIC 0x524c434bu /* "RLCK" */
@@ -82,6 +83,8 @@ int mp_rlock_acquire(mp_rlock *r, double timeout_s)
 	struct rlock_shared *s = shared(r);
 
 	if (MP__UNLIKELY(!valid(s)))
+		return -EINVAL;
+	if (!mp__timeout_ok(timeout_s))
 		return -EINVAL;
 	if (mp__lock_is_mine(&s->lock)) {
 		uint32_t n = atomic_load_explicit(&s->count,

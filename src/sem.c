@@ -168,6 +168,8 @@ int mp_semaphore_acquire(mp_semaphore *sem, double timeout_s)
 
 	if (MP__UNLIKELY(!valid(s)))
 		return -EINVAL;
+	if (!mp__timeout_ok(timeout_s))
+		return -EINVAL;
 	uint32_t v = atomic_load_explicit(&s->value, memory_order_relaxed);
 	if (MP__LIKELY(v > 0) &&
 	    atomic_compare_exchange_strong_explicit(&s->value, &v, v - 1,

@@ -10,8 +10,10 @@
  * far below any errno value.  Constructors (*_new) return NULL and set errno.
  *
  * Time: every blocking call takes `double timeout_s`.  MP_FOREVER (any
- * negative value) blocks, 0 tries once, a positive value is a relative
- * timeout measured on CLOCK_MONOTONIC.  A call that runs out of time,
+ * negative value) and +INFINITY block, 0 tries once, a positive value up
+ * to MP_TIMEOUT_MAX is a relative timeout measured on CLOCK_MONOTONIC.  A
+ * NaN, or a finite value above MP_TIMEOUT_MAX, is a bad argument: the call
+ * returns -EINVAL at once, without trying.  A call that runs out of time,
  * including a try that would have to wait, returns -ETIMEDOUT.  Signals
  * (EINTR) never extend or cut short a wait.
  *
@@ -47,6 +49,10 @@ MP_BEGIN_DECLS
 
 /* Block until the call can complete. */
 #define MP_FOREVER (-1.0)
+
+/* The longest finite timeout, in seconds (about 31.7 years); a longer
+ * finite one is -EINVAL (see Time above), +INFINITY waits forever. */
+#define MP_TIMEOUT_MAX 1e9
 
 /* The library's own error codes.  Values are stable. */
 #define MP_ECLOSED (-10001)  /* the queue or pipe was closed */
