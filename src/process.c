@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "fault.h"
 #include "internal.h"
 
 struct mp_process {
@@ -252,7 +253,8 @@ int mp_process_start(mp_process *p)
 	 * child runs is copied (copy-on-write), at a few microseconds each. */
 	p->started = true;
 	registry_add(p);
-	pid_t pid = fork();
+	pid_t pid = MP__FAULT_FAILS("process.fork") ? (errno = EAGAIN, -1)
+						   : fork();
 	if (pid < 0) {
 		r = -errno;
 		p->started = false;
