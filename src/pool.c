@@ -63,6 +63,16 @@
  * next pool call.  Workers that keep dying before their initializer
  * returns break the pool (rather than respawn forever).
  *
+ * Replacing a worker can fail (fork: EAGAIN under RLIMIT_NPROC, ENOMEM; no
+ * descriptor for its pidfd).  The slot then stays empty and every pool
+ * call, waits included, tries again on a schedule: the first retry 10 ms
+ * after the failure, each later one twice as late, at most 1 s apart; a
+ * wait with an empty slot sleeps no longer than the next retry.  After
+ * SPAWN_TRIES failures in a row with no worker left at all, nothing would
+ * ever run the pending tasks: the pool is broken, they fail with
+ * MP_EBROKEN and so do later calls.  While some worker lives the pool
+ * works, short-handed, and keeps retrying once a second.
+ *
  * Ring slots are retired when the parent sees their job complete; a slot
  * is reused only when no worker's hazard still names its old job.
  *
@@ -90,6 +100,9 @@
 #define SUSPECT_SLICE_MS 10
 #define REDO_CAP 256
 #define MAX_RETRIES 100
+#define SPAWN_RETRY_NS (10 * 1000 * 1000)        /* first retry, see DESIGN */
+#define SPAWN_RETRY_MAX_NS (1000 * 1000 * 1000) /* the longest gap */
+#define SPAWN_TRIES 10 /* failed forks in a row, no worker left: broken */
 
 enum job_kind { JOB_MAP = 1, JOB_APPLY = 2 };
 enum wait_mode { WAIT_ALL = 0, WAIT_ANY = 1 };
@@ -172,6 +185,7 @@ struct req {
 	bool orphan;   /* handle freed: free on finish */
 	bool suspect;
 	bool unordered;
+	bool broken; /* a chunk failed with MP_EBROKEN */
 	int err;
 	ssize_t len;
 	size_t n, chunksize, nchunks, in_size, out_size;
@@ -211,6 +225,9 @@ struct mp_pool {
 	uint32_t retired_seen;
 	unsigned init_failures;
 	unsigned nsuspect;
+	int nmissing;            /* empty worker slots (not while stopping) */
+	unsigned spawn_failures; /* failed spawns in a row */
+	int64_t spawn_retry_at;  /* no spawn before (after a failure) */
 	struct worker *w;
 	struct warg *wargs;
 	struct pollfd *pfds;
@@ -492,6 +509,8 @@ static void mark_failed(struct mp_pool *p, struct req *r, size_t c, int code)
 	atomic_store_explicit(&rec->state, 1, memory_order_release);
 	if (code == MP_EWORKER)
 		r->lost++;
+	if (code == MP_EBROKEN)
+		r->broken = true;
 	if (!r->finished)
 		atomic_fetch_add_explicit(&p->s->ring[r->id % RING].ndone, 1,
 					  memory_order_relaxed);
@@ -540,7 +559,42 @@ static bool redo_push(struct mp_pool *p, struct req *r, size_t c)
 	return true;
 }
 
-static void break_pool(struct mp_pool *p);
+static void break_pool(struct mp_pool *p, int code);
+
+/* Fill the empty worker slots, unless the last failure is too recent;
+ * break the pool after too many failures with no worker left (see
+ * DESIGN). */
+static void respawn(struct mp_pool *p)
+{
+	if (!p->nmissing || p->stopping || p->broken)
+		return;
+	int64_t now = mp__now_ns();
+	if (p->spawn_failures && now < p->spawn_retry_at)
+		return;
+	for (int i = 0; i < p->nworkers && p->nmissing; i++) {
+		if (p->w[i].proc)
+			continue;
+		if (spawn(p, i) == 0) {
+			p->nmissing--;
+			p->spawn_failures = 0;
+			continue;
+		}
+		p->spawn_failures++;
+		if (p->spawn_failures >= SPAWN_TRIES &&
+		    p->nmissing == p->nworkers) {
+			break_pool(p, MP_EBROKEN);
+			return;
+		}
+		int64_t gap = SPAWN_RETRY_NS;
+		for (unsigned k = 1; k < p->spawn_failures &&
+				     gap < SPAWN_RETRY_MAX_NS; k++)
+			gap *= 2;
+		if (gap > SPAWN_RETRY_MAX_NS)
+			gap = SPAWN_RETRY_MAX_NS;
+		p->spawn_retry_at = now + gap;
+		return;
+	}
+}
 
 /* Worker i ended (its pidfd is readable): reap it, fail what it held,
  * replace it. */
@@ -553,6 +607,7 @@ static void handle_death(struct mp_pool *p, int i)
 	mp_process_free(w->proc);
 	w->proc = NULL;
 	w->pidfd = -1;
+	p->nmissing++;
 
 	uint32_t st = atomic_load_explicit(&ws->state, memory_order_acquire);
 	uint64_t id = atomic_load_explicit(&ws->job, memory_order_acquire);
@@ -582,10 +637,10 @@ static void handle_death(struct mp_pool *p, int i)
 	if (p->stopping || p->broken)
 		return;
 	if (p->init_failures >= 3 * (unsigned)p->nworkers + 3) {
-		break_pool(p);
+		break_pool(p, MP_EWORKER);
 		return;
 	}
-	spawn(p, i); /* on failure the next pump retries */
+	respawn(p);
 }
 
 /* Reap whatever workers ended, without waiting; respawn missing ones. */
@@ -593,12 +648,10 @@ static void check_workers(struct mp_pool *p)
 {
 	int n = 0;
 
+	respawn(p);
 	for (int i = 0; i < p->nworkers; i++) {
-		if (!p->w[i].proc) {
-			if (!p->stopping && !p->broken)
-				spawn(p, i);
+		if (!p->w[i].proc)
 			continue;
-		}
 		p->pfds[n].fd = p->w[i].pidfd;
 		p->pfds[n].events = POLLIN;
 		p->pfds[n].revents = 0;
@@ -648,6 +701,8 @@ static void req_finish(struct mp_pool *p, struct req *r)
 	if (r->kind == JOB_APPLY) {
 		r->err = r->recs[0].err;
 		r->len = (ssize_t)r->recs[0].value;
+	} else if (r->broken) {
+		r->err = MP_EBROKEN;
 	} else if (r->lost) {
 		r->err = MP_EWORKER;
 	} else {
@@ -712,6 +767,8 @@ static void pump(struct mp_pool *p)
 	if (atomic_load_explicit(&p->s->retired, memory_order_acquire) !=
 	    p->retired_seen)
 		check_workers(p);
+	else if (p->nmissing)
+		respawn(p);
 	if (p->nsuspect) {
 		struct req *next;
 		for (struct req *r = p->active; r; r = next) {
@@ -776,9 +833,13 @@ static int pool_wait(struct mp_pool *p, bool (*cond)(struct mp_pool *, void *),
 		int ms = mp__remaining_ms(deadline);
 		if (p->nsuspect && (ms < 0 || ms > SUSPECT_SLICE_MS))
 			ms = SUSPECT_SLICE_MS;
-		if (n == 1 && !p->stopping && !p->broken &&
-		    (ms < 0 || ms > SUSPECT_SLICE_MS))
-			ms = SUSPECT_SLICE_MS; /* no worker: respawn soon */
+		if (p->nmissing && p->spawn_failures && !p->stopping &&
+		    !p->broken) {
+			/* Wake for the next respawn (see DESIGN). */
+			int retry = mp__remaining_ms(p->spawn_retry_at);
+			if (ms < 0 || ms > retry)
+				ms = retry;
+		}
 		int r = poll(p->pfds, (nfds_t)n, ms);
 		atomic_store_explicit(&s->parent_waiting, 0,
 				      memory_order_relaxed);
@@ -840,11 +901,13 @@ static void stop_workers(struct mp_pool *p, bool kill_them)
 	}
 }
 
-static void break_pool(struct mp_pool *p)
+/* Give up on the pool: unfinished tasks fail with `code` (MP_EWORKER when
+ * the workers kept dying, MP_EBROKEN when none could be started). */
+static void break_pool(struct mp_pool *p, int code)
 {
 	p->broken = true;
 	stop_workers(p, true);
-	fail_all(p, MP_EWORKER);
+	fail_all(p, code);
 }
 
 static int submit_check(struct mp_pool *p)

@@ -1,10 +1,13 @@
-/* Pool under worker death: SIGKILL, segfaults, dying initializers. */
+/* Pool under worker death: SIGKILL, segfaults, dying initializers, and
+ * replacements that cannot be forked (fault point "process.fork", armed
+ * to fail: MP_TEST_FAULTS links the library with its points live). */
 #include <poll.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <sys/syscall.h>
 
+#include "fault.h"
 #include "test.h"
 
 static _Atomic int32_t *victim_pid;  /* the worker running the victim */
@@ -355,7 +358,136 @@ TEST(pool_fault_kill_storm)
 	free(out);
 }
 
+/* Kill the first k workers and wait until each is really dead. */
+static void kill_workers(mp_pool *pool, int k)
+{
+	pid_t pids[8];
+	ASSERT_CMP(mp_pool_worker_pids(pool, pids, 8), >=, k);
+	for (int i = 0; i < k; i++) {
+		int fd = (int)syscall(SYS_pidfd_open, pids[i], 0);
+		ASSERT(fd >= 0);
+		kill(pids[i], SIGKILL);
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+		ASSERT_EQ(poll(&pfd, 1, -1), 1);
+		close(fd);
+	}
+}
+
+static void check_squares(const int64_t *out, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		ASSERT_EQ(out[i], (int64_t)i * (int64_t)i);
+}
+
+/* Every worker dead and the first three forks of their replacements fail
+ * (EAGAIN, as under RLIMIT_NPROC): the waits retry, and the map completes
+ * once fork works again.  It used to poll forever with no worker. */
+TEST(pool_fault_fork_fails_then_works)
+{
+	shared_setup();
+	atomic_store(died_once, 3); /* nobody dies by itself here */
+	mp_pool *pool = mp_pool_new(2);
+	ASSERT_NOT_NULL(pool);
+	pid_t before[2], after[2];
+	mp_pool_worker_pids(pool, before, 2);
+	kill_workers(pool, 2);
+	mp__fault_arm("process.fork", MP__FAULT_FAIL, 3);
+	size_t n = 500;
+	int32_t *in = iota(n);
+	int64_t *out = calloc(n, sizeof(*out));
+	double t0 = now();
+	ASSERT_OK(mp_pool_map(pool, square_or_die, in, 4, out, 8, n, 0));
+	double took = now() - t0;
+	check_squares(out, n);
+	ASSERT_EQ(atomic_load(&mp__fault_armed), 0); /* all 3 failed */
+	/* Retries 10, 20 and 40 ms apart; the fourth fork works. */
+	ASSERT(took >= 0.070);
+	ASSERT(took < 5.0 * test_timeout_mult());
+	ASSERT_EQ(mp_pool_worker_pids(pool, after, 2), 2);
+	ASSERT(after[0] > 0 && after[1] > 0);
+	ASSERT(after[0] != before[0] && after[1] != before[1]);
+	ASSERT_OK(mp_pool_map(pool, square_or_die, in, 4, out, 8, n, 0));
+	mp_pool_free(pool);
+	ASSERT_EQ(test_count_zombies(), 0);
+	free(in);
+	free(out);
+}
+
+/* Fork never works again: the pool gives up after its retry schedule
+ * (about 3.3 s) with MP_EBROKEN for the map and for the task waiting
+ * before it, and every later call says MP_EBROKEN at once. */
+TEST(pool_fault_fork_always_fails_breaks)
+{
+	shared_setup();
+	atomic_store(died_once, 3);
+	mp_pool *pool = mp_pool_new(2);
+	ASSERT_NOT_NULL(pool);
+	kill_workers(pool, 2);
+	mp__fault_arm("process.fork", MP__FAULT_FAIL, 0);
+	mp_async *a = mp_pool_apply_async(pool, NULL, NULL, 0, 0);
+	ASSERT(a == NULL && errno == EINVAL);
+	int32_t in[10];
+	int64_t out[10];
+	for (int i = 0; i < 10; i++)
+		in[i] = i;
+	mp_async *pending = mp_pool_map_async(pool, square_or_die, in, 4, out,
+					      8, 10, 0);
+	ASSERT_NOT_NULL(pending);
+	double t0 = now();
+	ASSERT_ERR(mp_pool_map(pool, square_or_die, in, 4, out, 8, 10, 0),
+		   MP_EBROKEN);
+	double took = now() - t0;
+	/* 10 failed forks, 10 ms .. 1 s apart: 3.27 s at least. */
+	ASSERT(took >= 3.2);
+	ASSERT(took < 15.0 * test_timeout_mult());
+	ASSERT(mp_async_ready(pending));
+	ASSERT_ERR(mp_async_get(pending, NULL, 0, 0), MP_EBROKEN);
+	mp_async_free(pending);
+	t0 = now();
+	ASSERT_ERR(mp_pool_map(pool, square_or_die, in, 4, out, 8, 10, 0),
+		   MP_EBROKEN);
+	errno = 0;
+	ASSERT(mp_pool_map_async(pool, square_or_die, in, 4, out, 8, 10, 0) ==
+	       NULL);
+	ASSERT_EQ(errno, -MP_EBROKEN);
+	ASSERT(now() - t0 < 1.0);
+	ASSERT_EQ(test_count_zombies(), 0);
+	mp_pool_free(pool);
+	ASSERT_EQ(test_count_zombies(), 0);
+}
+
+/* One worker left and fork failing: the pool works short-handed rather
+ * than break. */
+TEST(pool_fault_fork_fails_one_worker_left)
+{
+	shared_setup();
+	atomic_store(died_once, 3);
+	mp_pool *pool = mp_pool_new(2);
+	ASSERT_NOT_NULL(pool);
+	kill_workers(pool, 1);
+	mp__fault_arm("process.fork", MP__FAULT_FAIL, 0);
+	size_t n = 300;
+	int32_t *in = iota(n);
+	int64_t *out = calloc(n, sizeof(*out));
+	for (int round = 0; round < 3; round++) {
+		memset(out, 0, n * sizeof(*out));
+		ASSERT_OK(mp_pool_map(pool, square_or_die, in, 4, out, 8, n,
+				      0));
+		check_squares(out, n);
+	}
+	pid_t pids[2];
+	ASSERT_EQ(mp_pool_worker_pids(pool, pids, 2), 2);
+	ASSERT_EQ(pids[0], 0); /* still empty */
+	ASSERT(pids[1] > 0);
+	mp_pool_free(pool);
+	ASSERT_EQ(test_count_zombies(), 0);
+	free(in);
+	free(out);
+}
+
 TEST_MAIN(T(pool_fault_kill_storm), T(pool_fault_map_chunksize1), T(pool_fault_map_auto),
 	  T(pool_fault_map_big_chunks), T(pool_fault_external_sigkill),
 	  T(pool_fault_idle_workers_killed), T(pool_fault_initializer_dies),
-	  T(pool_fault_many_deaths))
+	  T(pool_fault_many_deaths), T(pool_fault_fork_fails_then_works),
+	  T(pool_fault_fork_always_fails_breaks),
+	  T(pool_fault_fork_fails_one_worker_left))

@@ -21,7 +21,12 @@ MP_BEGIN_DECLS
  * The driver is the caller: there is no hidden thread.  Worker deaths are
  * noticed, and dead or retired workers replaced, inside the pool calls (every
  * wait, and every submission).  A task that a dead worker was running fails
- * with MP_EWORKER; the pool stays usable.
+ * with MP_EWORKER; the pool stays usable.  A replacement that cannot be
+ * forked (EAGAIN under RLIMIT_NPROC, ENOMEM, no descriptor) is retried
+ * inside the calls, 10 ms after the failure, then twice as late each time,
+ * at most 1 s apart; with no worker left and 10 failures in a row (about
+ * 3.3 s) the pool is broken: pending tasks fail with MP_EBROKEN, so do
+ * later calls.
  *
  * Ordering: tasks start in submission order (a map's chunks in index order);
  * the pool holds at most MP_POOL_MAX_JOBS unfinished submissions, and a
@@ -171,7 +176,8 @@ MP_EXTERN int mp_async_wait(mp_async *a, double timeout_s);
 /* Wait, then for an apply copy the result into buf.
  * Return: the result's length (apply) or 0 (map); the task's error (the
  * apply fn's negative value; for a map what mp_pool_map returns);
- * MP_EWORKER (the worker died); MP_ECLOSED (the pool was terminated or
+ * MP_EWORKER (the worker died); MP_EBROKEN (the pool broke before it ran:
+ * no worker could be started); MP_ECLOSED (the pool was terminated or
  * freed before it ran); -EMSGSIZE (cap too small: nothing copied, ask
  * again); -ETIMEDOUT; -EINVAL.  May be called again. */
 MP_EXTERN ssize_t mp_async_get(mp_async *a, void *buf, size_t cap,
