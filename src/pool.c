@@ -659,8 +659,8 @@ static void check_workers(struct mp_pool *p)
 	}
 	if (n == 0 || poll(p->pfds, (nfds_t)n, 0) <= 0)
 		return;
-	for (int k = 0; k < n; k++)
-		if (p->pfds[k].revents)
+	for (int k = 0; k < n; k++) /* a break may have reaped the rest */
+		if (p->pfds[k].revents && p->w[p->pfd_worker[k]].proc)
 			handle_death(p, p->pfd_worker[k]);
 }
 
