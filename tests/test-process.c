@@ -350,6 +350,9 @@ TEST(process_sentinel_polls_on_exit)
 	close(fds[0]);
 }
 
+static struct rlimit saved_nofile;
+static int filler[4096], nfiller;
+
 /* Lower RLIMIT_NOFILE to the open descriptors and fill the holes below,
  * so that the next descriptor anyone asks for fails with EMFILE. */
 static void exhaust_fds(void)
@@ -358,13 +361,22 @@ static void exhaust_fds(void)
 	for (int fd = 0; fd < 4096; fd++)
 		if (fcntl(fd, F_GETFD) != -1)
 			hi = fd + 1;
-	struct rlimit rl;
-	ASSERT_OK(getrlimit(RLIMIT_NOFILE, &rl));
+	ASSERT_OK(getrlimit(RLIMIT_NOFILE, &saved_nofile));
+	struct rlimit rl = saved_nofile;
 	rl.rlim_cur = (rlim_t)hi;
 	ASSERT_OK(setrlimit(RLIMIT_NOFILE, &rl));
-	while (dup(0) >= 0)
-		;
+	int fd;
+	while ((fd = dup(0)) >= 0)
+		filler[nfiller++] = fd;
 	ASSERT_EQ(errno, EMFILE);
+}
+
+/* Undo exhaust_fds (LeakSanitizer needs descriptors at exit). */
+static void release_fds(void)
+{
+	while (nfiller > 0)
+		close(filler[--nfiller]);
+	ASSERT_OK(setrlimit(RLIMIT_NOFILE, &saved_nofile));
 }
 
 /* A timed join needs no descriptor: with none left (no pidfd can be
@@ -392,6 +404,7 @@ TEST(process_timed_join_without_descriptors)
 	ASSERT_OK(mp_process_join(p, 30));
 	ASSERT_EQ(mp_process_exitcode(p), -SIGTERM);
 	ASSERT(dup(0) < 0 && errno == EMFILE); /* still none left */
+	release_fds();
 	mp_process_free(p);
 }
 
