@@ -519,7 +519,8 @@ TEST(conn_bad_frames_fail_the_connection)
 	ASSERT_ERR(mp_conn_set_max_msg(a, MP_CONN_MAX_MSG + 1), -EINVAL);
 	ASSERT_ERR(mp_conn_set_max_msg(NULL, 1), -EINVAL);
 	ASSERT_OK(mp_conn_set_max_msg(a, 1000));
-	ASSERT_OK(mp_conn_send(b, buf, 1000));
+	static char k1[1000];
+	ASSERT_OK(mp_conn_send(b, k1, 1000));
 	ASSERT_EQ(mp_conn_recv_alloc(a, &m, 1), 1000);
 	free(m);
 	put_hdr(h, 'M', 1001);
