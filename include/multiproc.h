@@ -13,6 +13,7 @@
 #include "multiproc/process.h"
 #include "multiproc/sync.h"
 #include "multiproc/queue.h"
+#include "multiproc/conn.h"
 #include "multiproc/pool.h"
 
 #endif

@@ -48,6 +48,7 @@
 #include <limits.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "futex.h"
@@ -613,6 +614,37 @@ ssize_t mp_queue_get(mp_queue *q, void *buf, size_t cap, double timeout_s)
 		r = wait_peer(&s->prod, &s->data_event, ev, &w);
 		if (r < 0)
 			return r;
+	}
+}
+
+/* The message's length is known only under the consumers' lock, so try a
+ * buffer that fits most messages and, when the head is longer, one of the
+ * queue's capacity (mapped lazily by malloc: only the pages the copy
+ * touches are used), then give back the rest.  The message stays queued
+ * between the tries: -EMSGSIZE takes nothing. */
+ssize_t mp_queue_get_alloc(mp_queue *q, void **msg, double timeout_s)
+{
+	if (!msg || !valid(shared(q)) || !mp__timeout_ok(timeout_s))
+		return -EINVAL;
+	*msg = NULL;
+	mp__deadline deadline = mp__deadline_in(timeout_s);
+	size_t cap = mp_queue_capacity(q) < 4096 ? mp_queue_capacity(q) : 4096;
+	for (;;) {
+		void *buf = malloc(cap ? cap : 1);
+		if (!buf)
+			return -ENOMEM;
+		int64_t left = mp__remaining_ns(deadline);
+		ssize_t n = mp_queue_get(q, buf, cap, left == INT64_MAX ?
+					 MP_FOREVER : (double)left / 1e9);
+		if (n >= 0) {
+			void *fit = realloc(buf, n ? (size_t)n : 1);
+			*msg = fit ? fit : buf;
+			return n;
+		}
+		free(buf);
+		if (n != -EMSGSIZE)
+			return n;
+		cap = mp_queue_capacity(q);
 	}
 }
 

@@ -142,6 +142,8 @@ TEST(timeout_queue)
 		ASSERT_ERR(mp_queue_get(q, buf, sizeof(buf), bad[i]),
 			   -EINVAL); /* a message waits */
 		ASSERT_ERR(mp_queue_join(q, bad[i]), -EINVAL); /* busy */
+		void *m = NULL;
+		ASSERT_ERR(mp_queue_get_alloc(q, &m, bad[i]), -EINVAL);
 	}
 	ASSERT_EQ(mp_queue_get(q, buf, sizeof(buf), 0), 2);
 	ASSERT(memcmp(buf, "ab", 2) == 0);
@@ -166,8 +168,31 @@ TEST(timeout_pipe)
 	ASSERT_EQ(mp_conn_poll(a, INFINITY), 1);
 	ASSERT_EQ(mp_conn_recv(a, buf, sizeof(buf), 0), 2);
 	ASSERT(memcmp(buf, "hi", 2) == 0);
+	void *m = NULL;
+	ASSERT_OK(mp_conn_send(b, "hi", 2));
+	for (size_t i = 0; i < NBAD; i++) {
+		ASSERT_ERR(mp_conn_recv_alloc(a, &m, bad[i]), -EINVAL);
+		ASSERT_ERR(mp_conn_recv_fd(a, bad[i]), -EINVAL);
+		mp_wait_item w = {.kind = MP_WAIT_CONN, .conn = a};
+		ASSERT_ERR(mp_wait(&w, 1, bad[i]), -EINVAL);
+	}
+	ASSERT_EQ(mp_conn_recv_alloc(a, &m, 0), 2);
+	free(m);
 	mp_conn_free(a);
 	mp_conn_free(b);
+
+	mp_listener *l = mp_listener_new("unix:@mp-test-timeouts", NULL, 0);
+	ASSERT_NOT_NULL(l);
+	for (size_t i = 0; i < NBAD; i++) {
+		errno = 0;
+		ASSERT(mp_listener_accept(l, bad[i]) == NULL);
+		ASSERT_EQ(errno, EINVAL);
+		errno = 0;
+		ASSERT(mp_client(mp_listener_address(l), NULL, 0, bad[i]) ==
+		       NULL);
+		ASSERT_EQ(errno, EINVAL);
+	}
+	mp_listener_free(l);
 }
 
 static int wait_pipe(void *arg)

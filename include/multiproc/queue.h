@@ -103,6 +103,14 @@ MP_EXTERN int mp_queue_put(mp_queue *q, const void *msg, size_t len,
 MP_EXTERN ssize_t mp_queue_get(mp_queue *q, void *buf, size_t cap,
 			       double timeout_s);
 
+/* The oldest message, of any length, in a buffer from malloc() (the
+ * caller frees it; a 0-byte message still gets a non-NULL buffer).
+ * Return: its length, with *msg set; the errors of mp_queue_get() but
+ * -EMSGSIZE, and -ENOMEM (*msg is then NULL and the message stays queued).
+ * Safety: as mp_queue_get(). */
+MP_EXTERN ssize_t mp_queue_get_alloc(mp_queue *q, void **msg,
+				     double timeout_s);
+
 /* No more puts: later and waiting puts return MP_ECLOSED, gets drain what
  * is queued and then return MP_ECLOSED.  Wakes every waiter.  Idempotent.
  * Return: 0, -EINVAL.  (Python's close() only closes this process's end;
@@ -193,58 +201,6 @@ static inline void mp_simple_queue_free(mp_simple_queue *q)
 {
 	mp_queue_free(q);
 }
-
-/*
- * Pipe: Python's multiprocessing.Pipe().  Two connected process-local
- * handles over a UNIX SOCK_SEQPACKET socket pair: message boundaries are
- * kept, messages of 0 bytes too.  Fork after mp_pipe() and each process
- * keeps the end it uses and calls mp_conn_close() on the other (the
- * parent usually keeps `a`, the child `b`): EOF is only seen once every
- * copy of the peer end is closed, which also happens when its process
- * exits or dies.  An mp_conn is not in shared memory: each process frees
- * its own copy.
- */
-typedef struct mp_conn mp_conn;
-
-/* Largest message mp_conn_send() takes (the socket buffer's limit). */
-#define MP_CONN_MAX_MSG ((size_t)64 << 10)
-
-/* Make a connected pair.  duplex: both ends send and receive; otherwise
- * *a only receives and *b only sends (as Python's Pipe(duplex=False)).
- * Return: 0; -EINVAL (NULL); -EMFILE, -ENFILE, -ENOMEM from socketpair.
- * Safety: any thread. */
-MP_EXTERN int mp_pipe(mp_conn **a, mp_conn **b, bool duplex);
-
-/* Send one message (0..MP_CONN_MAX_MSG bytes); blocks while the socket
- * buffer is full.  Return: 0; MP_ECLOSED (the peer end is closed, or its
- * process died; no SIGPIPE is raised); -EMSGSIZE (too long); -EBADF (this
- * end was closed or does not send); -EINVAL.
- * Safety: one thread per end at a time; blocks. */
-MP_EXTERN int mp_conn_send(mp_conn *c, const void *buf, size_t len);
-
-/* Receive one message into buf[0..cap).
- * Return: its length; -EMSGSIZE when it is longer than cap: it stays
- * queued (mp_conn_recv with a bigger buffer gets it); MP_ECLOSED at EOF
- * (every copy of the peer end closed and nothing left); -ETIMEDOUT;
- * -EBADF (closed, or an end that does not receive); -EINVAL.
- * Safety: one thread per end at a time; blocks (poll). */
-MP_EXTERN ssize_t mp_conn_recv(mp_conn *c, void *buf, size_t cap,
-			       double timeout_s);
-
-/* Wait until mp_conn_recv() would not block (a message, or EOF).
- * Return: 1 ready, 0 not ready in time (as Python's poll()), -EBADF,
- * -EINVAL.  Safety: any thread; blocks up to timeout_s. */
-MP_EXTERN int mp_conn_poll(mp_conn *c, double timeout_s);
-
-/* Close this process's copy of the end (idempotent).  The handle stays
- * allocated until mp_conn_free().  Return: 0, -EINVAL. */
-MP_EXTERN int mp_conn_close(mp_conn *c);
-
-/* The socket's file descriptor, to poll alongside others; -1 once closed. */
-MP_EXTERN int mp_conn_fileno(const mp_conn *c);
-
-/* Close if still open and free the handle; NULL is ignored. */
-MP_EXTERN void mp_conn_free(mp_conn *c);
 
 MP_END_DECLS
 
