@@ -24,12 +24,12 @@ if [ -n "${BENCH_QUICK:-}" ] && [ "${BENCH_QUICK}" != 0 ]; then
 	nfiles=${MPGET_BENCH_FILES:-200}
 	mb=${MPGET_BENCH_MB:-8}
 	nxargs=${MPGET_BENCH_XARGS:-50}
-	reps=${MPGET_BENCH_REPS:-3}
+	reps=${MPGET_BENCH_REPS:-${BENCH_RUNS:-3}}
 else
 	nfiles=${MPGET_BENCH_FILES:-2000}
 	mb=${MPGET_BENCH_MB:-256}
 	nxargs=${MPGET_BENCH_XARGS:-200}
-	reps=${MPGET_BENCH_REPS:-5}
+	reps=${MPGET_BENCH_REPS:-${BENCH_RUNS:-5}}
 fi
 mpget=$build/tools/mpget/mpget
 nginx_sh=$here/tools/mpget/tests/nginx.sh

@@ -117,10 +117,15 @@ static void bench_map(int runs)
 	size_t n = (size_t)bench_size(400000);
 	long py_n1 = bench_size(20000);
 	char what[128], py1[64];
-	struct map_job jauto = {n, 0, malloc(n * 4), malloc(n * 4)};
+	struct map_job jauto = {n, 0, malloc(n * sizeof(int32_t)),
+				malloc(n * sizeof(int32_t))};
 	struct map_job jone = {n, 1, jauto.in, jauto.out};
 	struct bench_py pa, p1;
 
+	if (!jauto.in || !jauto.out) {
+		perror("malloc");
+		exit(1);
+	}
 	for (size_t i = 0; i < n; i++)
 		jauto.in[i] = (int32_t)i;
 	snprintf(what, sizeof(what),

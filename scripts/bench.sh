@@ -32,16 +32,19 @@ csv=$(mktemp)
 export MP_BENCH_CSV=$csv
 t0=$(date +%s)
 
+runs="7 each; mpget and the 1 GiB fork case: 5"
+[ -z "$quick" ] || runs="3 each, quick mode"
+[ -z "${BENCH_RUNS:-}" ] || runs="BENCH_RUNS=$BENCH_RUNS"
 machine="Measured $(date -u +%Y-%m-%d) on $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), Linux $(uname -r)."
 {
 	echo "# Benchmark results"
 	echo
 	echo "$machine" \
-	     "Each contender ran several times (7; mpget 5; the 1 GiB fork" \
-	     "case 5), interleaved with its peers in the same run; the" \
-	     "tables show the median, min and max of those runs, and every" \
-	     "ratio is of medians (ours over the peer's, more is better)." \
-	     "Nothing is pinned to a CPU unless its row says so."
+	     "Each contender ran several times ($runs), interleaved with its" \
+	     "peers in the same run; the tables show the median, min and max" \
+	     "of those runs, and every ratio is of medians (ours over the" \
+	     "peer's, more is better).  Nothing is pinned to a CPU unless its" \
+	     "row says so."
 	[ -z "$quick" ] || echo "**Quick mode (BENCH_QUICK): small sizes, 3 runs; not figures.**"
 } >"$out"
 for b in "$build"/bench/bench-*; do
@@ -62,9 +65,9 @@ fi
 if [ -n "$readme" ] && grep -q '^headline,' "$csv"; then
 	table=$(mktemp)
 	{
-		echo "$machine Medians of 7 interleaved runs (mpget: 5), ours" \
-		     "over the peer's, more is better; every peer, with min" \
-		     "and max, is in bench/results.md."
+		echo "$machine Ratios of the medians of interleaved runs" \
+		     "($runs), ours over the peer's, more is better;" \
+		     "every peer, with min and max, is in bench/results.md."
 		echo
 		echo "| scenario | comparison | ratio of medians |"
 		echo "| --- | --- | ---: |"
