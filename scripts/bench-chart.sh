@@ -9,7 +9,9 @@ csv=$1
 out=${2%.svg}
 data=$(mktemp)
 trap 'rm -f "$data"' EXIT
-awk -F, '$5 == "x" { printf "\"%s: %s\" %s\n", $2, $3, $4 }' "$csv" >"$data"
+# The CSV writes a name's commas as semicolons: show them as commas.
+awk -F, '$5 == "x" { gsub(/;/, ",", $2); gsub(/;/, ",", $3)
+	printf "\"%s: %s\" %s\n", $2, $3, $4 }' "$csv" >"$data"
 [ -s "$data" ] || exit 0
 rows=$(wc -l <"$data")
 for term in svg png; do
