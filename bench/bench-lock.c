@@ -4,8 +4,9 @@
  * futex mutex (no owner, no death detection: the floor), sem_t and
  * Python's multiprocessing.Lock; then 2 and 4 processes incrementing one
  * shared counter under mp_lock, the robust pthread mutex and the futex
- * mutex.  Each contender runs interleaved with the others, best of
- * several rounds, and the ratios compare within this run.
+ * mutex, left to the scheduler and (labelled) pinned one per CPU.
+ * Each contender runs interleaved with the others (bench.h): medians,
+ * min and max of the runs; the ratios compare medians within this run.
  */
 #include <errno.h>
 #include <linux/futex.h>
@@ -35,15 +36,14 @@ struct fmutex {
 static void fmutex_lock(struct fmutex *m)
 {
 	uint32_t c = 0;
-	if (atomic_compare_exchange_strong_explicit(&m->word, &c, 1,
-						    memory_order_acquire,
-						    memory_order_relaxed))
+	if (atomic_compare_exchange_strong_explicit(
+		&m->word, &c, 1, memory_order_acquire, memory_order_relaxed))
 		return;
 	for (int i = 0; i < 100; i++) {
 		c = 0;
-		if (atomic_compare_exchange_weak_explicit(
-			    &m->word, &c, 1, memory_order_acquire,
-			    memory_order_relaxed))
+		if (atomic_compare_exchange_weak_explicit(&m->word, &c, 1,
+							  memory_order_acquire,
+							  memory_order_relaxed))
 			return;
 		__builtin_ia32_pause();
 	}
@@ -57,8 +57,7 @@ static void fmutex_lock(struct fmutex *m)
 
 static void fmutex_unlock(struct fmutex *m)
 {
-	if (atomic_fetch_sub_explicit(&m->word, 1, memory_order_release) !=
-	    1) {
+	if (atomic_fetch_sub_explicit(&m->word, 1, memory_order_release) != 1) {
 		atomic_store_explicit(&m->word, 0, memory_order_release);
 		syscall(SYS_futex, &m->word, FUTEX_WAKE, 1, NULL, NULL, 0);
 	}
@@ -66,9 +65,9 @@ static void fmutex_unlock(struct fmutex *m)
 
 enum kind { MP_LOCK, ROBUST, PTHREAD, FUTEX, SEM, KINDS };
 
-static const char *names[KINDS] = {
-	"mp_lock", "pthread_mutex robust pshared", "pthread_mutex pshared",
-	"futex mutex (no owner)", "sem_t pshared"};
+static const char *names[KINDS] = {"mp_lock", "pthread_mutex robust pshared",
+				   "pthread_mutex pshared",
+				   "futex mutex (no owner)", "sem_t pshared"};
 
 struct shared {
 	mp_lock lock;
@@ -135,6 +134,13 @@ static inline void locked_inc(enum kind k)
 	}
 }
 
+struct job {
+	enum kind k;
+	int procs; /* 0: uncontended, in this process */
+	bool pin;  /* one process per CPU */
+	long n;
+};
+
 static __attribute__((noinline)) double uncontended(enum kind k, long n)
 {
 	double t0 = bench_now();
@@ -145,7 +151,7 @@ static __attribute__((noinline)) double uncontended(enum kind k, long n)
 
 /* procs processes, n increments each, started together.  Returns the
  * wall time per increment, or -1 if the count came out wrong. */
-static double contended(enum kind k, int procs, long n)
+static double contended(enum kind k, int procs, bool pin, long n)
 {
 	pid_t pids[8];
 	int ncpu = mp_cpu_count();
@@ -154,13 +160,16 @@ static double contended(enum kind k, int procs, long n)
 	for (int p = 0; p < procs; p++) {
 		pids[p] = fork();
 		if (pids[p] == 0) {
-			/* Spread the processes over the CPUs: left to the
-			 * scheduler, two of them often share one CPU and
-			 * never contend at all. */
-			cpu_set_t one;
-			CPU_ZERO(&one);
-			CPU_SET(p % ncpu, &one);
-			sched_setaffinity(0, sizeof(one), &one);
+			/* The pinned variant spreads the processes over
+			 * the CPUs: left to the scheduler, two of them
+			 * may share one CPU and hardly contend, as they
+			 * do for users. */
+			if (pin) {
+				cpu_set_t one;
+				CPU_ZERO(&one);
+				CPU_SET(p % ncpu, &one);
+				sched_setaffinity(0, sizeof(one), &one);
+			}
 			atomic_fetch_add(&sh->ready, 1);
 			while (atomic_load(&sh->ready) <= procs)
 				sched_yield();
@@ -179,10 +188,11 @@ static double contended(enum kind k, int procs, long n)
 	return sh->counter == procs * n ? t / (double)(procs * n) : -1;
 }
 
-static void keep_min(double *best, double v)
+static double run_job(void *arg)
 {
-	if (v > 0 && v < *best)
-		*best = v;
+	const struct job *j = arg;
+	return j->procs ? contended(j->k, j->procs, j->pin, j->n)
+			: uncontended(j->k, j->n);
 }
 
 int main(void)
@@ -195,47 +205,56 @@ int main(void)
 	init_mutex(&sh->plain, false);
 	sem_init(&sh->sem, 1, 1);
 
+	int runs = bench_runs(7);
 	bench_header("lock", "uncontended acquire+release, lower is better");
-	const long n = 5000000;
-	double best[KINDS];
-	for (int k = 0; k < KINDS; k++)
-		best[k] = 1e9;
-	for (int round = 0; round < 5; round++)
-		for (int k = 0; k < KINDS; k++)
-			keep_min(&best[k], uncontended((enum kind)k, n));
-	for (int k = 0; k < KINDS; k++)
-		bench_row("lock", "uncontended", names[k], best[k] * 1e9,
-			  "ns");
-	double py = bench_have_python() ? bench_python("sync_lock.py", "%ld", 1000000L) : -1;
-	if (py > 0)
-		bench_row("lock", "uncontended", "Python multiprocessing.Lock",
-			  py * 1e9, "ns");
-	bench_ratio("uncontended", "mp_lock", names[ROBUST],
-		    best[ROBUST] / best[MP_LOCK]);
-	bench_ratio("uncontended", "mp_lock", names[FUTEX],
-		    best[FUTEX] / best[MP_LOCK]);
-	bench_ratio("uncontended", "mp_lock", names[SEM],
-		    best[SEM] / best[MP_LOCK]);
-	if (py > 0)
-		bench_ratio("uncontended", "mp_lock", "Python Lock",
-			    py / best[MP_LOCK]);
+	struct job jobs[KINDS];
+	struct bench_py py;
+	struct bench_contender c[KINDS + 1] = {{0}};
+	for (int k = 0; k < KINDS; k++) {
+		jobs[k] =
+		    (struct job){(enum kind)k, 0, false, bench_size(5000000)};
+		c[k] = (struct bench_contender){
+		    .name = names[k], .run = run_job, .arg = &jobs[k]};
+	}
+	c[KINDS].name = "Python multiprocessing.Lock";
+	bench_py_contender(&c[KINDS], &py, "sync_lock.py", "%ld",
+			   bench_size(1000000));
+	bench_interleave(c, KINDS + 1, runs);
+	bench_rows("lock", "uncontended", c, KINDS + 1, 1e9, "ns");
+	bench_vs("uncontended", "mp_lock", &c[MP_LOCK].st, names[ROBUST],
+		 &c[ROBUST].st, BENCH_LOWER | BENCH_HEADLINE);
+	bench_vs("uncontended", "mp_lock", &c[MP_LOCK].st, names[FUTEX],
+		 &c[FUTEX].st, BENCH_LOWER);
+	bench_vs("uncontended", "mp_lock", &c[MP_LOCK].st, names[SEM],
+		 &c[SEM].st, BENCH_LOWER);
+	bench_vs("uncontended", "mp_lock", &c[MP_LOCK].st, "Python Lock",
+		 &c[KINDS].st, BENCH_LOWER | BENCH_HEADLINE);
 
 	bench_header("lock", "contended shared counter, wall time per "
 			     "increment, lower is better");
 	const enum kind cont[3] = {MP_LOCK, ROBUST, FUTEX};
 	for (int procs = 2; procs <= 4; procs += 2) {
-		char scen[64];
-		snprintf(scen, sizeof(scen), "%d processes", procs);
-		double cb[3] = {1e9, 1e9, 1e9};
-		for (int round = 0; round < 3; round++)
-			for (int i = 0; i < 3; i++)
-				keep_min(&cb[i],
-					 contended(cont[i], procs, 1000000));
-		for (int i = 0; i < 3; i++)
-			bench_row("lock", scen, names[cont[i]], cb[i] * 1e9,
-				  "ns");
-		bench_ratio(scen, "mp_lock", names[ROBUST], cb[1] / cb[0]);
-		bench_ratio(scen, "mp_lock", names[FUTEX], cb[2] / cb[0]);
+		for (int pin = 0; pin < 2; pin++) {
+			char scen[64];
+			snprintf(scen, sizeof(scen), "%d processes%s", procs,
+				 pin ? ", pinned one per CPU" : "");
+			for (int i = 0; i < 3; i++) {
+				jobs[i] = (struct job){cont[i], procs, pin,
+						       bench_size(1000000)};
+				c[i] = (struct bench_contender){
+				    .name = names[cont[i]],
+				    .run = run_job,
+				    .arg = &jobs[i]};
+			}
+			bench_interleave(c, 3, runs);
+			bench_rows("lock", scen, c, 3, 1e9, "ns");
+			bench_vs(scen, "mp_lock", &c[0].st, names[ROBUST],
+				 &c[1].st,
+				 BENCH_LOWER |
+				     (procs == 2 && !pin ? BENCH_HEADLINE : 0));
+			bench_vs(scen, "mp_lock", &c[0].st, names[FUTEX],
+				 &c[2].st, BENCH_LOWER);
+		}
 	}
 	return 0;
 }

@@ -11,17 +11,26 @@
 # MPGET_BENCH_XARGS files (default 200) and its rate is extrapolated.
 # MPGET_BENCH_DIR picks where files go (default: a tmpfs when there is
 # one, so the disk does not decide).  The machines are shared and noisy:
-# each implementation runs MPGET_BENCH_REPS times (default 3), in rounds
-# that interleave the implementations, and its best run counts.  Rows go
-# to $MP_BENCH_CSV as well.
+# each implementation runs MPGET_BENCH_REPS times (default 5), in rounds
+# that interleave the implementations; the table shows the median, min
+# and max of its runs, and the ratios are of medians.  BENCH_QUICK=1:
+# 200 small files, 8 MiB large ones, 50 for xargs, 3 runs (a smoke test,
+# not figures).  Rows go to $MP_BENCH_CSV as well (bench.h's format).
 set -uo pipefail
 build=${1:-build}
 build=$(cd "$build" && pwd)
 here=$(cd "$(dirname "$0")/.." && pwd)
-nfiles=${MPGET_BENCH_FILES:-2000}
-mb=${MPGET_BENCH_MB:-256}
-nxargs=${MPGET_BENCH_XARGS:-200}
-reps=${MPGET_BENCH_REPS:-3}
+if [ -n "${BENCH_QUICK:-}" ] && [ "${BENCH_QUICK}" != 0 ]; then
+	nfiles=${MPGET_BENCH_FILES:-200}
+	mb=${MPGET_BENCH_MB:-8}
+	nxargs=${MPGET_BENCH_XARGS:-50}
+	reps=${MPGET_BENCH_REPS:-${BENCH_RUNS:-3}}
+else
+	nfiles=${MPGET_BENCH_FILES:-2000}
+	mb=${MPGET_BENCH_MB:-256}
+	nxargs=${MPGET_BENCH_XARGS:-200}
+	reps=${MPGET_BENCH_REPS:-${BENCH_RUNS:-5}}
+fi
 mpget=$build/tools/mpget/mpget
 nginx_sh=$here/tools/mpget/tests/nginx.sh
 
@@ -70,8 +79,8 @@ curl_cfg() { # URLS OUTDIR
 now() { date +%s.%N; }
 
 # run IMPL SCENARIO URLS SUMS COUNT CMD...: time CMD (run in $work/out),
-# check every file, keep the best time of IMPL in best[].
-declare -A best count_of failed
+# check every file, add the time to the runs of IMPL in times[].
+declare -A times count_of failed
 order=()
 run() {
 	local impl=$1 scen=$2 urls=$3 sums=$4 count=$5
@@ -97,36 +106,46 @@ run() {
 		return
 	fi
 	secs=$(echo "$t1 - $t0" | bc -l)
-	if [ -z "${best[$key]:-}" ] ||
-		[ "$(echo "$secs < ${best[$key]}" | bc -l)" = 1 ]; then
-		best[$key]=$secs
-	fi
+	times[$key]="${times[$key]:-} $secs"
 }
 
-# The table, from the best runs.
+# stats WORK TIMES...: "median min max runs" of the rates WORK / time.
+stats() {
+	local work=$1
+	shift
+	printf '%s\n' "$@" | awk -v w="$work" '{ print w / $1 }' | sort -g |
+		awk '{ v[NR] = $1 }
+		END {
+			m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+			printf "%.0f %.0f %.0f %d\n", m, v[1], v[NR], NR
+		}'
+}
+
+# The table: median, min and max of each implementation's runs.
 declare -A result
 table() {
-	local key scen impl value unit
+	local key scen impl work unit med min max n
 	for key in "${order[@]}"; do
 		scen=${key%%,*}
 		impl=${key#*,}
 		if [ -n "${failed[$key]:-}" ]; then
-			echo "| $scen | $impl | ${failed[$key]} | |"
+			echo "| $scen | $impl | ${failed[$key]} | | | | 0 |"
 			continue
 		fi
 		if [ "$scen" = small ]; then
-			value=$(echo "${count_of[$key]} / ${best[$key]}" | bc -l)
+			work=${count_of[$key]}
 			unit=files/s
 		else
-			value=$(echo "${count_of[$key]} * $mb * 1.048576 / ${best[$key]}" | bc -l)
+			work=$(echo "${count_of[$key]} * $mb * 1.048576" | bc -l)
 			unit=MB/s
 		fi
-		value=$(printf '%.0f' "$value")
-		result[$key]=$value
-		echo "| $scen | $impl | $value | $unit |"
+		# shellcheck disable=SC2086 # the times are one word each
+		read -r med min max n < <(stats "$work" ${times[$key]})
+		result[$key]=$med
+		echo "| $scen | $impl | $med | $min | $max | $unit | $n |"
 		if [ -n "${MP_BENCH_CSV:-}" ]; then
 			# A comma inside a name would split its CSV field.
-			echo "mpget,$scen,${impl//,/;},$value,$unit" >>"$MP_BENCH_CSV"
+			echo "mpget,$scen,${impl//,/;},$med,$unit,$min,$max" >>"$MP_BENCH_CSV"
 		fi
 	done
 }
@@ -186,14 +205,16 @@ scenario() { # NAME URLS SUMS CONNS COUNT
 	fi
 }
 
-ratio() { # SCENARIO PEER
-	local ours=${result[$1,mpget]:-} peer=${result[$1,$2]:-}
+ratio() { # SCENARIO PEER: the ratio of the medians
+	local ours=${result[$1,mpget]:-} peer=${result[$1,$2]:-} kind=ratio
 	[ -n "$ours" ] && [ -n "$peer" ] && [ "$peer" != 0 ] || return 0
 	local r
 	r=$(printf '%.2f' "$(echo "$ours / $peer" | bc -l)")
-	echo "| $1 | **mpget vs $2** | **${r}x** | ratio |"
+	echo "| $1 | **mpget vs $2** | **${r}x** | | | ratio of medians | |"
+	# The README's summary: the two strongest peers.
+	case $2 in "curl --parallel" | wget2) kind=headline ;; esac
 	if [ -n "${MP_BENCH_CSV:-}" ]; then
-		echo "ratio,$1,mpget vs ${2//,/;},$r,x" >>"$MP_BENCH_CSV"
+		echo "$kind,$1,mpget vs ${2//,/;},$r,x" >>"$MP_BENCH_CSV"
 	fi
 }
 
@@ -202,10 +223,11 @@ echo "### mpget: batch downloads from a local nginx ($(nproc) CPUs shared by ser
 echo
 echo "small: $nfiles files of 16 KiB, 8 connections (xargs: first $nxargs files," \
 	"rate extrapolated); large: 4 files of $mb MiB, 4 connections." \
-	"Every file's sha-256 is checked; best of $reps interleaved runs."
+	"Every file's sha-256 is checked; median, min and max of $reps" \
+	"interleaved runs."
 echo
-echo "| scenario | implementation | value | unit |"
-echo "| --- | --- | ---: | --- |"
+echo "| scenario | implementation | median | min | max | unit | runs |"
+echo "| --- | --- | ---: | ---: | ---: | --- | ---: |"
 for _ in $(seq "$reps"); do
 	scenario small "$work/small.urls" "$work/small.sum" 8 "$nfiles"
 done

@@ -1,9 +1,11 @@
 /*
- * Pool: map throughput on a trivial function (tasks/s), CPU-bound speed-up
- * over serial, and apply_async round trips, against Python's
- * multiprocessing.Pool (fork) in the same run.  Two workers throughout
- * (the machines here have 2 cores).  Best of several runs for ours, since
- * other programs share the machine.
+ * Pool: map throughput on a trivial function (tasks/s) on a warm pool, the
+ * same map cold (a new pool, fresh arrays, one call: what a program that
+ * maps once sees), CPU-bound speed-up over serial, and apply_async round
+ * trips, against Python's multiprocessing.Pool (fork) in the same run.
+ * Two workers throughout (the machines here have 2 cores).  Every
+ * contender runs interleaved with its peers (bench.h): medians, min and
+ * max of the runs; ratios of medians, and only of like chunkings.
  */
 #include <math.h>
 #include <stdint.h>
@@ -15,6 +17,8 @@
 
 #define WORKERS 2
 
+static mp_pool *pool;
+
 static int square(const void *in, void *out)
 {
 	int32_t v = *(const int32_t *)in;
@@ -22,8 +26,7 @@ static int square(const void *in, void *out)
 	return 0;
 }
 
-static ssize_t apply_square(const void *arg, size_t len, void *out,
-			    size_t cap)
+static ssize_t apply_square(const void *arg, size_t len, void *out, size_t cap)
 {
 	(void)len;
 	(void)cap;
@@ -53,162 +56,282 @@ static int count_primes(const void *in, void *out)
 	return 0;
 }
 
-/* Tasks per second of our map over n ints, best of `runs`. */
-static double ours_map(mp_pool *pool, size_t n, size_t chunksize, int runs)
+struct map_job {
+	size_t n, chunksize;
+	int32_t *in, *out;
+};
+
+static bool map_ok(int e, const int32_t *out, size_t n)
 {
-	int32_t *in = malloc(n * sizeof(*in));
-	int32_t *out = malloc(n * sizeof(*out));
-	double best = 0;
-	for (size_t i = 0; i < n; i++)
-		in[i] = (int32_t)i;
-	for (int r = 0; r < runs; r++) {
-		double t0 = bench_now();
-		int e = mp_pool_map(pool, square, in, sizeof(*in), out,
-				    sizeof(*out), n, chunksize);
-		double rate = (double)n / (bench_now() - t0);
-		if (e || out[n - 1] != (int32_t)((n - 1) * (n - 1)))
-			fprintf(stderr, "map failed: %d\n", e);
-		if (rate > best)
-			best = rate;
+	if (e || out[n - 1] != (int32_t)((n - 1) * (n - 1))) {
+		fprintf(stderr, "map failed: %d\n", e);
+		return false;
 	}
+	return true;
+}
+
+/* Tasks per second of one map on the warm pool, over arrays made once. */
+static double map_warm(void *arg)
+{
+	struct map_job *j = arg;
+	double t0 = bench_now();
+	int e = mp_pool_map(pool, square, j->in, sizeof(*j->in), j->out,
+			    sizeof(*j->out), j->n, j->chunksize);
+	double t = bench_now() - t0;
+	return map_ok(e, j->out, j->n) ? (double)j->n / t : -1;
+}
+
+/* Seconds from a new pool to the results of its first map, over arrays
+ * just allocated (the output untouched: its page faults count, as they
+ * do for a program that maps once).  Freeing is not timed. */
+static double map_cold(void *arg)
+{
+	struct map_job *j = arg;
+	int32_t *in = malloc(j->n * sizeof(*in));
+	int32_t *out = malloc(j->n * sizeof(*out));
+	double t = -1;
+
+	if (!in || !out)
+		goto out;
+	for (size_t i = 0; i < j->n; i++)
+		in[i] = (int32_t)i;
+	double t0 = bench_now();
+	mp_pool *p = mp_pool_new(WORKERS);
+	if (!p)
+		goto out;
+	int e = mp_pool_map(p, square, in, sizeof(*in), out, sizeof(*out), j->n,
+			    j->chunksize);
+	t = bench_now() - t0;
+	mp_pool_free(p);
+	if (!map_ok(e, out, j->n))
+		t = -1;
+out:
 	free(in);
 	free(out);
-	return best;
+	return t;
 }
 
-static void bench_map(mp_pool *pool, bool py)
+static void bench_map(int runs)
 {
 	const char *b = "bench-pool";
-	size_t n = 400000;
-	bench_header(b, "map of a trivial function over 400,000 ints, "
-			"2 workers (tasks/s)");
-	double auto_rate = ours_map(pool, n, 0, 7);
-	bench_row(b, "map, chunksize auto", "multiproc", auto_rate, "tasks/s");
-	double one_rate = ours_map(pool, n, 1, 3);
-	bench_row(b, "map, chunksize 1", "multiproc", one_rate, "tasks/s");
-	if (!py)
-		return;
-	double py_auto = bench_python("pool_map.py", "400000 0 2");
-	bench_row(b, "map, chunksize auto", "Python Pool.map", py_auto,
-		  "tasks/s");
-	/* 400,000 single-item tasks take Python most of a minute: 20,000
-	 * give its rate. */
-	double py_one = bench_python("pool_map.py", "20000 1 2");
-	bench_row(b, "map, chunksize 1", "Python Pool.map (n=20000)", py_one,
-		  "tasks/s");
-	bench_ratio("map, default chunksize", "multiproc", "Python",
-		    auto_rate / py_auto);
-	bench_ratio("map, chunksize 1", "multiproc", "Python",
-		    one_rate / py_one);
-	bench_ratio("map, our auto vs Python chunksize 1", "multiproc",
-		    "Python", auto_rate / py_one);
+	size_t n = (size_t)bench_size(400000);
+	long py_n1 = bench_size(20000);
+	char what[128], py1[64];
+	struct map_job jauto = {n, 0, malloc(n * sizeof(int32_t)),
+				malloc(n * sizeof(int32_t))};
+	struct map_job jone = {n, 1, jauto.in, jauto.out};
+	struct bench_py pa, p1;
+
+	if (!jauto.in || !jauto.out) {
+		perror("malloc");
+		exit(1);
+	}
+	for (size_t i = 0; i < n; i++)
+		jauto.in[i] = (int32_t)i;
+	snprintf(what, sizeof(what),
+		 "map of a trivial function over %zu ints, 2 workers, warm "
+		 "pool (tasks/s)",
+		 n);
+	bench_header(b, what);
+	/* n single-item tasks take Python most of a minute: fewer give its
+	 * rate. */
+	snprintf(py1, sizeof(py1), "Python Pool.map (n=%ld)", py_n1);
+	struct bench_contender c[4] = {
+	    {.name = "multiproc", .run = map_warm, .arg = &jauto},
+	    {.name = "multiproc", .run = map_warm, .arg = &jone},
+	    {.name = "Python Pool.map"},
+	    {.name = py1},
+	};
+	bench_py_contender(&c[2], &pa, "pool_map.py", "%zu 0 2", n);
+	bench_py_contender(&c[3], &p1, "pool_map.py", "%ld 1 2", py_n1);
+	bench_interleave(c, 4, runs);
+	bench_row(b, "map, chunksize auto", c[0].name, &c[0].st, 1, "tasks/s");
+	if (c[2].run)
+		bench_row(b, "map, chunksize auto", c[2].name, &c[2].st, 1,
+			  "tasks/s");
+	bench_row(b, "map, chunksize 1", c[1].name, &c[1].st, 1, "tasks/s");
+	if (c[3].run)
+		bench_row(b, "map, chunksize 1", c[3].name, &c[3].st, 1,
+			  "tasks/s");
+	/* Each ratio compares one chunking on both sides: our auto against
+	 * Python's single-item tasks would measure the chunking, not us. */
+	bench_vs("map, chunksize auto", "multiproc", &c[0].st, "Python",
+		 &c[2].st, BENCH_HEADLINE);
+	bench_vs("map, chunksize 1", "multiproc", &c[1].st, "Python", &c[3].st,
+		 0);
+	free(jauto.in);
+	free(jauto.out);
+
+	snprintf(what, sizeof(what),
+		 "cold map: a new pool of 2 and one map over %zu fresh ints, "
+		 "pool start included (ms)",
+		 n);
+	bench_header(b, what);
+	struct map_job jcold = {n, 0, NULL, NULL};
+	struct bench_py pc;
+	struct bench_contender cold[2] = {
+	    {.name = "multiproc", .run = map_cold, .arg = &jcold},
+	    {.name = "Python Pool(2).map"},
+	};
+	bench_py_contender(&cold[1], &pc, "pool_map.py", "%zu 0 2 cold", n);
+	bench_interleave(cold, 2, runs);
+	bench_rows(b, "cold map, chunksize auto", cold, 2, 1e3, "ms");
+	bench_vs("cold map, chunksize auto", "multiproc", &cold[0].st, "Python",
+		 &cold[1].st, BENCH_LOWER | BENCH_HEADLINE);
 }
 
-static void bench_cpu(mp_pool *pool)
+struct cpu_job {
+	int n;
+	int mode; /* 0 serial, else pool with chunksize mode - 1 */
+	const uint32_t *in;
+	const uint32_t *want; /* serial results, to check the pool's */
+	uint32_t *out;
+};
+
+static double cpu_run(void *arg)
+{
+	struct cpu_job *j = arg;
+	double t0 = bench_now();
+
+	if (!j->mode) {
+		for (int i = 0; i < j->n; i++)
+			count_primes(&j->in[i], &j->out[i]);
+		return bench_now() - t0;
+	}
+	int e =
+	    mp_pool_map(pool, count_primes, j->in, sizeof(*j->in), j->out,
+			sizeof(*j->out), (size_t)j->n, (size_t)(j->mode - 1));
+	double t = bench_now() - t0;
+	if (e || memcmp(j->want, j->out, (size_t)j->n * sizeof(*j->out))) {
+		fprintf(stderr, "cpu map failed: %d\n", e);
+		return -1;
+	}
+	return t;
+}
+
+static void bench_cpu(int runs)
 {
 	const char *b = "bench-pool";
 	enum { N = 200 };
 	uint32_t in[N], serial_out[N], pool_out[N];
-	bench_header(b, "CPU-bound: primes in 200 ranges of 2,000 numbers "
-			"near 2e8 (seconds)");
-	for (int i = 0; i < N; i++)
+	int n = (int)bench_size(N);
+	char what[128];
+
+	snprintf(what, sizeof(what),
+		 "CPU-bound: primes in %d ranges of 2,000 numbers near 2e8 "
+		 "(seconds)",
+		 n);
+	bench_header(b, what);
+	for (int i = 0; i < n; i++) {
 		in[i] = 200000000u + (uint32_t)i * SPAN;
-	double best_serial = 1e9, best_pool = 1e9, best_one = 1e9;
-	for (int r = 0; r < 3; r++) {
-		double t0 = bench_now();
-		for (int i = 0; i < N; i++)
-			count_primes(&in[i], &serial_out[i]);
-		double ts = bench_now() - t0;
-		double tp[2];
-		for (int k = 0; k < 2; k++) {
-			t0 = bench_now();
-			int e = mp_pool_map(pool, count_primes, in,
-					    sizeof(*in), pool_out,
-					    sizeof(*pool_out), N, k ? 1 : 0);
-			tp[k] = bench_now() - t0;
-			if (e || memcmp(serial_out, pool_out,
-					sizeof(pool_out)))
-				fprintf(stderr, "cpu map failed: %d\n", e);
-		}
-		if (ts < best_serial)
-			best_serial = ts;
-		if (tp[0] < best_pool)
-			best_pool = tp[0];
-		if (tp[1] < best_one)
-			best_one = tp[1];
+		count_primes(&in[i], &serial_out[i]);
 	}
-	bench_row(b, "primes", "serial", best_serial, "s");
-	bench_row(b, "primes", "pool, 2 workers, chunksize auto", best_pool,
-		  "s");
-	bench_row(b, "primes", "pool, 2 workers, chunksize 1", best_one, "s");
-	bench_ratio("primes: speed-up, chunksize auto", "pool", "serial",
-		    best_serial / best_pool);
-	bench_ratio("primes: speed-up, chunksize 1", "pool", "serial",
-		    best_serial / best_one);
+	struct cpu_job j[3] = {
+	    {n, 0, in, serial_out, serial_out},
+	    {n, 1, in, serial_out, pool_out},
+	    {n, 2, in, serial_out, pool_out},
+	};
+	struct bench_contender c[3] = {
+	    {.name = "serial", .run = cpu_run, .arg = &j[0]},
+	    {.name = "pool, 2 workers, chunksize auto",
+	     .run = cpu_run,
+	     .arg = &j[1]},
+	    {.name = "pool, 2 workers, chunksize 1",
+	     .run = cpu_run,
+	     .arg = &j[2]},
+	};
+	bench_interleave(c, 3, runs);
+	bench_rows(b, "primes", c, 3, 1, "s");
+	bench_vs("primes: speed-up, chunksize auto", "pool", &c[1].st, "serial",
+		 &c[0].st, BENCH_LOWER);
+	bench_vs("primes: speed-up, chunksize 1", "pool", &c[2].st, "serial",
+		 &c[0].st, BENCH_LOWER);
 }
 
-static void bench_apply(mp_pool *pool, bool py)
+static int apply_n;
+
+/* Seconds per apply_async(f, x).get(), one at a time. */
+static double apply_one(void *arg)
 {
-	const char *b = "bench-pool";
-	bench_header(b, "apply_async(f, x).get() round trip, one at a time "
-			"(seconds per task)");
-	int n = 50000;
-	double best = 1e9;
-	for (int r = 0; r < 3; r++) {
-		double t0 = bench_now();
-		for (int32_t i = 0; i < n; i++) {
-			int32_t res;
-			mp_async *a = mp_pool_apply_async(pool, apply_square,
-							  &i, sizeof(i),
-							  sizeof(res));
-			ssize_t len = mp_async_get(a, &res, sizeof(res),
-						   MP_FOREVER);
-			if (len != sizeof(res) || res != i * i)
-				fprintf(stderr, "apply failed: %zd\n", len);
-			mp_async_free(a);
-		}
-		double t = (bench_now() - t0) / n;
-		if (t < best)
-			best = t;
-	}
-	bench_row(b, "apply round trip", "multiproc", best, "s");
-	/* Throughput: 50,000 submitted, then collected. */
-	mp_async **as = malloc((size_t)n * sizeof(*as));
+	(void)arg;
 	double t0 = bench_now();
-	for (int32_t i = 0; i < n; i++)
+	for (int32_t i = 0; i < apply_n; i++) {
+		int32_t res;
+		mp_async *a = mp_pool_apply_async(pool, apply_square, &i,
+						  sizeof(i), sizeof(res));
+		ssize_t len = mp_async_get(a, &res, sizeof(res), MP_FOREVER);
+		mp_async_free(a);
+		if (len != sizeof(res) || res != i * i) {
+			fprintf(stderr, "apply failed: %zd\n", len);
+			return -1;
+		}
+	}
+	return (bench_now() - t0) / apply_n;
+}
+
+/* Seconds per task with apply_n submitted, then collected. */
+static double apply_batch(void *arg)
+{
+	(void)arg;
+	mp_async **as = malloc((size_t)apply_n * sizeof(*as));
+	bool ok = as != NULL;
+	double t0 = bench_now();
+
+	for (int32_t i = 0; ok && i < apply_n; i++)
 		as[i] = mp_pool_apply_async(pool, apply_square, &i, sizeof(i),
 					    sizeof(int32_t));
-	for (int i = 0; i < n; i++) {
+	for (int32_t i = 0; ok && i < apply_n; i++) {
 		int32_t res;
-		mp_async_get(as[i], &res, sizeof(res), MP_FOREVER);
+		ssize_t len =
+		    mp_async_get(as[i], &res, sizeof(res), MP_FOREVER);
 		mp_async_free(as[i]);
+		ok = len == sizeof(res) && res == i * i;
 	}
-	double batch = (bench_now() - t0) / n;
+	double t = (bench_now() - t0) / apply_n;
 	free(as);
-	bench_row(b, "apply, 50,000 in flight", "multiproc", batch,
-		  "s per task");
-	if (!py)
-		return;
-	double p = bench_python("pool_apply.py", "3000 2");
-	bench_row(b, "apply round trip", "Python apply_async", p, "s");
-	bench_ratio("apply round trip", "multiproc", "Python", p / best);
+	return ok ? t : -1;
 }
 
-int main(int argc, char **argv)
+static void bench_apply(int runs)
 {
-	(void)argc;
-	(void)argv;
-	mp_pool *pool = mp_pool_new(WORKERS);
+	const char *b = "bench-pool";
+	char batch[64];
+	struct bench_py py;
+
+	apply_n = (int)bench_size(50000);
+	bench_header(b, "apply_async(f, x).get() round trip, one at a time "
+			"(seconds per task)");
+	snprintf(batch, sizeof(batch), "apply, %d in flight", apply_n);
+	struct bench_contender c[3] = {
+	    {.name = "multiproc", .run = apply_one},
+	    {.name = "multiproc", .run = apply_batch},
+	    {.name = "Python apply_async"},
+	};
+	bench_py_contender(&c[2], &py, "pool_apply.py", "%ld 2",
+			   bench_size(3000));
+	bench_interleave(c, 3, runs);
+	bench_row(b, "apply round trip", c[0].name, &c[0].st, 1, "s");
+	bench_row(b, batch, c[1].name, &c[1].st, 1, "s per task");
+	if (c[2].run)
+		bench_row(b, "apply round trip", c[2].name, &c[2].st, 1, "s");
+	bench_vs("apply round trip", "multiproc", &c[0].st, "Python", &c[2].st,
+		 BENCH_LOWER | BENCH_HEADLINE);
+}
+
+int main(void)
+{
+	int runs = bench_runs(7);
+
+	pool = mp_pool_new(WORKERS);
 	if (!pool) {
 		perror("mp_pool_new");
 		return 1;
 	}
-	bool py = bench_have_python();
-	if (!py)
+	if (!bench_have_python())
 		printf("(python3 with multiprocessing not found: no peer)\n");
-	bench_map(pool, py);
-	bench_cpu(pool);
-	bench_apply(pool, py);
+	bench_map(runs);
+	bench_cpu(runs);
+	bench_apply(runs);
 	mp_pool_free(pool);
 	return 0;
 }

@@ -2,7 +2,9 @@
  * Process start+join latency: mp_process against raw fork+waitpid, vfork,
  * posix_spawn of /bin/true and Python's multiprocessing.Process (fork), in
  * one run; then again with a 1 GiB touched heap in the parent, since fork
- * copies page tables.
+ * copies page tables.  The contenders run interleaved (bench.h): medians,
+ * min and max of the runs; ratios of medians.  The heap scenario runs 5
+ * times, not 7: each Python run touches its own 1 GiB.
  */
 #include <spawn.h>
 #include <stdint.h>
@@ -23,13 +25,17 @@ static int nothing(void *arg)
 	return 0;
 }
 
+static int iters;
+
 static double per_op(double t0, int n)
 {
 	return (bench_now() - t0) / n;
 }
 
-static double raw_fork(int n)
+static double raw_fork(void *arg)
 {
+	(void)arg;
+	int n = iters;
 	double t0 = bench_now();
 	for (int i = 0; i < n; i++) {
 		pid_t pid = fork();
@@ -49,18 +55,22 @@ static __attribute__((noinline)) pid_t vfork_exit(void)
 	return pid;
 }
 
-static double raw_vfork(int n)
+static double raw_vfork(void *arg)
 {
+	(void)arg;
+	int n = iters;
 	double t0 = bench_now();
 	for (int i = 0; i < n; i++)
 		waitpid(vfork_exit(), NULL, 0);
 	return per_op(t0, n);
 }
 
-static double spawn_true(int n)
+static double spawn_true(void *arg)
 {
+	int n = iters;
 	char arg0[] = "true";
 	char *argv[] = {arg0, NULL};
+	(void)arg;
 	double t0 = bench_now();
 	for (int i = 0; i < n; i++) {
 		pid_t pid;
@@ -71,8 +81,10 @@ static double spawn_true(int n)
 	return per_op(t0, n);
 }
 
-static double ours(int n)
+static double ours(void *arg)
 {
+	(void)arg;
+	int n = iters;
 	double t0 = bench_now();
 	for (int i = 0; i < n; i++) {
 		mp_process *p = mp_process_new(nothing, NULL);
@@ -83,50 +95,50 @@ static double ours(int n)
 	return per_op(t0, n);
 }
 
-static void run(const char *scenario, int n, int heap_mib, bool py)
+static void run(const char *scenario, int n, int heap_mib, int runs)
 {
-	/* Interleave the contenders and keep each one's best of three:
-	 * the machine is shared, the minimum is the least disturbed. */
-	double best[4] = {1e9, 1e9, 1e9, 1e9};
-	for (int round = 0; round < 3; round++) {
-		double v[4] = {ours(n), raw_fork(n), raw_vfork(n),
-			       spawn_true(n)};
-		for (int i = 0; i < 4; i++)
-			if (v[i] > 0 && v[i] < best[i])
-				best[i] = v[i];
-	}
-	const char *names[4] = {"mp_process start+join", "fork+_exit+waitpid",
-				"vfork+_exit+waitpid", "posix_spawn /bin/true"};
-	for (int i = 0; i < 4; i++)
-		bench_row("process", scenario, names[i], best[i] * 1e6, "us");
+	struct bench_py py;
+	struct bench_contender c[5] = {
+	    {.name = "mp_process start+join", .run = ours},
+	    {.name = "fork+_exit+waitpid", .run = raw_fork},
+	    {.name = "vfork+_exit+waitpid", .run = raw_vfork},
+	    {.name = "posix_spawn /bin/true", .run = spawn_true},
+	    {.name = "Python Process (fork)"},
+	};
+	iters = n;
+	bench_py_contender(&c[4], &py, "process_start.py", "%d %d", n,
+			   heap_mib);
+	bench_interleave(c, 5, runs);
+	bench_rows("process", scenario, c, 5, 1e6, "us");
 	/* Time of raw fork over ours: 1.0 is as fast as a bare fork. */
-	bench_ratio(scenario, "mp_process", "bare fork+waitpid",
-		    best[1] / best[0]);
-	double pyv = py ? bench_python("process_start.py", "%d %d", n, heap_mib) : -1;
-	if (pyv > 0) {
-		bench_row("process", scenario, "Python Process (fork)",
-			  pyv * 1e6, "us");
-		bench_ratio(scenario, "mp_process", "Python Process",
-			    pyv / best[0]);
-	}
+	bench_vs(scenario, "mp_process", &c[0].st, "bare fork+waitpid",
+		 &c[1].st, BENCH_LOWER | (heap_mib ? 0 : BENCH_HEADLINE));
+	bench_vs(scenario, "mp_process", &c[0].st, "Python Process", &c[4].st,
+		 BENCH_LOWER | (heap_mib ? 0 : BENCH_HEADLINE));
 }
 
 int main(void)
 {
-	bool py = bench_have_python();
-
 	bench_header("process", "start+join latency, lower is better");
-	run("small parent", 300, 0, py);
+	run("small parent", (int)bench_size(300), 0, bench_runs(7));
 	/* 4 KiB pages, as a fragmented heap has: fork copies a page table
 	 * entry for each (huge pages would hide the cost). */
-	size_t heap = (size_t)1 << 30;
+	int heap_mib = bench_quick() ? 64 : 1024;
+	size_t heap = (size_t)heap_mib << 20;
 	char *ballast = mmap(NULL, heap, PROT_READ | PROT_WRITE,
 			     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (ballast == MAP_FAILED)
 		return 1;
 	madvise(ballast, heap, MADV_NOHUGEPAGE);
 	memset(ballast, 1, heap);
-	run("1 GiB touched heap (4 KiB pages)", 20, 1024, py);
+	char scen[64];
+	if (heap_mib % 1024)
+		snprintf(scen, sizeof(scen),
+			 "%d MiB touched heap (4 KiB pages)", heap_mib);
+	else
+		snprintf(scen, sizeof(scen),
+			 "%d GiB touched heap (4 KiB pages)", heap_mib / 1024);
+	run(scen, bench_quick() ? 5 : 20, heap_mib, bench_runs(5));
 	munmap(ballast, heap);
 	return 0;
 }

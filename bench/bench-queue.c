@@ -7,9 +7,11 @@
  * Every peer moves the same fixed-size messages between real processes;
  * with P producers and C consumers each producer sends n/P, each consumer
  * takes n/C.  Time runs from releasing the started children to the last
- * exit.  Usage: bench-queue [scale] [ours [scenario]]: scale (default
- * 1.0) scales the counts; "ours" runs mp_queue alone, for interleaved A/B
- * runs, and then only the scenarios whose name starts with `scenario`.
+ * exit.  Each contender runs 7 times interleaved with its peers (bench.h):
+ * medians, min and max; ratios of medians.  Usage: bench-queue [scale]
+ * [ours [scenario]]: scale (default 1.0) scales the counts; "ours" runs
+ * mp_queue alone, for interleaved A/B runs, and then only the scenarios
+ * whose name starts with `scenario`.
  */
 #include <fcntl.h>
 #include <mqueue.h>
@@ -63,8 +65,8 @@ static void spsc_put(struct spsc *r, const void *m)
 	uint64_t t = atomic_load_explicit(&r->tail, memory_order_relaxed);
 	static uint64_t head_cache;
 	while (t - head_cache >= r->slots) {
-		head_cache = atomic_load_explicit(&r->head,
-						  memory_order_acquire);
+		head_cache =
+		    atomic_load_explicit(&r->head, memory_order_acquire);
 		if (t - head_cache >= r->slots)
 			__builtin_ia32_pause();
 	}
@@ -77,8 +79,8 @@ static void spsc_get(struct spsc *r, void *m)
 	uint64_t h = atomic_load_explicit(&r->head, memory_order_relaxed);
 	static uint64_t tail_cache;
 	while (h == tail_cache) {
-		tail_cache = atomic_load_explicit(&r->tail,
-						  memory_order_acquire);
+		tail_cache =
+		    atomic_load_explicit(&r->tail, memory_order_acquire);
 		if (h == tail_cache)
 			__builtin_ia32_pause();
 	}
@@ -225,10 +227,21 @@ static double run(enum impl im, int np, int nc, size_t size, long n)
 
 static const char *only;
 
-#define ROUNDS 3
+struct job {
+	enum impl im;
+	int np, nc;
+	size_t size;
+	long n;
+};
+
+static double run_job(void *arg)
+{
+	const struct job *j = arg;
+	return run(j->im, j->np, j->nc, j->size, j->n);
+}
 
 static void scenario(const char *name, int np, int nc, size_t size,
-		     double scale, bool peers, double *ours_out)
+		     double scale, bool peers, struct bench_stat *ours_out)
 {
 	if (only && strncmp(name, only, strlen(only)))
 		return;
@@ -236,48 +249,52 @@ static void scenario(const char *name, int np, int nc, size_t size,
 	long slow = (long)((size <= 64 ? 200000 : 100000) * scale);
 	fast -= fast % 24;
 	slow -= slow % 24;
-	double v[5] = {0};
+	if (fast < 24)
+		fast = 24;
+	if (slow < 24)
+		slow = 24;
 
 	/* Where the scheduler puts the processes swings every contender
-	 * between a slow and a fast mode (3x apart here): interleave the
-	 * contenders and keep each one's best of ROUNDS, as the other
-	 * benchmarks do, so that the ratios compare like with like. */
-	for (int round = 0; round < ROUNDS; round++) {
-		for (int im = 0; im < 5; im++) {
-			if (im != MPQ && !peers)
-				continue;
-			if (im == SPSC && (np != 1 || nc != 1))
-				continue;
-			long n = (im == MPQ || im == SPSC) ? fast : slow;
-			double r = run((enum impl)im, np, nc, size, n);
-			if (r > v[im])
-				v[im] = r;
-		}
+	 * between a slow and a fast mode (3x apart here), as it does for
+	 * users: the contenders run interleaved, and the median, min and
+	 * max show both modes rather than the best run hiding the slow
+	 * one. */
+	struct job jobs[5];
+	struct bench_contender c[6] = {{0}};
+	struct bench_py py;
+	for (int im = 0; im < 5; im++) {
+		long n = (im == MPQ || im == SPSC) ? fast : slow;
+		jobs[im] = (struct job){(enum impl)im, np, nc, size, n};
+		c[im] = (struct bench_contender){
+		    .name = impl_name[im], .run = run_job, .arg = &jobs[im]};
+		if (im != MPQ && !peers)
+			c[im].run = NULL;
+		if (im == SPSC && (np != 1 || nc != 1))
+			c[im].run = NULL;
 	}
-	for (int im = 0; im < 5; im++)
-		if (v[im] > 0)
-			bench_row("queue", name, impl_name[im], v[im] / 1e6,
-				  "M msg/s");
-	double py = 0;
-	if (peers && size <= 64 && np == 1 && nc == 1 && bench_have_python()) {
-		py = bench_python("queue_mp.py", "%ld %zu", (long)(100000 * scale), size);
-		bench_row("queue", name, "Python multiprocessing.Queue",
-			  py / 1e6, "M msg/s");
-	}
+	c[5].name = "Python multiprocessing.Queue";
+	if (peers && size <= 64 && np == 1 && nc == 1)
+		bench_py_contender(&c[5], &py, "queue_mp.py", "%ld %zu",
+				   (long)(100000 * scale), size);
+	bench_interleave(c, 6, bench_runs(7));
+	bench_rows("queue", name, c, 6, 1e-6, "M msg/s");
+	bool one = np == 1 && nc == 1 && size <= 64;
 	for (int im = 1; im < 5; im++)
-		if (v[im] > 0 && v[MPQ] > 0)
-			bench_ratio(name, "mp_queue", impl_name[im],
-				    v[MPQ] / v[im]);
-	if (py > 0)
-		bench_ratio(name, "mp_queue", "Python Queue", v[MPQ] / py);
+		if (c[im].run)
+			bench_vs(name, "mp_queue", &c[MPQ].st, impl_name[im],
+				 &c[im].st,
+				 one && im == PIPE ? BENCH_HEADLINE : 0);
+	if (c[5].run)
+		bench_vs(name, "mp_queue", &c[MPQ].st, "Python Queue", &c[5].st,
+			 BENCH_HEADLINE);
 	if (ours_out)
-		*ours_out = v[MPQ];
+		*ours_out = c[MPQ].st;
 }
 
 int main(int argc, char **argv)
 {
 	double scale = argc > 1 ? atof(argv[1]) : 1.0;
-	double one = 0, four = 0, two = 0;
+	struct bench_stat one = {0}, four = {0}, two = {0};
 	bool peers = !(argc > 2 && !strcmp(argv[2], "ours"));
 
 	if (!peers && argc > 3)
@@ -285,17 +302,17 @@ int main(int argc, char **argv)
 
 	if (scale <= 0)
 		scale = 1.0;
+	if (bench_quick())
+		scale /= 20;
 	signal(SIGPIPE, SIG_IGN);
 	bench_header("queue", "messages per second between processes");
 	scenario("1x1, 64 B", 1, 1, 64, scale, peers, &one);
 	scenario("1x1, 4 KiB", 1, 1, 4096, scale, peers, NULL);
 	scenario("2x2, 64 B", 2, 2, 64, scale, peers, &two);
 	scenario("4x4, 64 B", 4, 4, 64, scale, peers, &four);
-	if (one > 0) {
-		bench_ratio("2x2 vs 1x1, 64 B", "mp_queue 2x2", "mp_queue 1x1",
-			    two / one);
-		bench_ratio("4x4 vs 1x1, 64 B", "mp_queue 4x4", "mp_queue 1x1",
-			    four / one);
-	}
+	bench_vs("2x2 vs 1x1, 64 B", "mp_queue 2x2", &two, "mp_queue 1x1", &one,
+		 0);
+	bench_vs("4x4 vs 1x1, 64 B", "mp_queue 4x4", &four, "mp_queue 1x1",
+		 &one, 0);
 	return 0;
 }

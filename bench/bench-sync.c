@@ -3,7 +3,7 @@
  * waking the other in turn.  mp_semaphore and mp_event against a pair of
  * process-shared sem_t (the issue's reference) and Python's Semaphore and
  * Event, in the same run.  Each contender runs interleaved with the
- * others, best of several rounds.
+ * others (bench.h): medians, min and max; ratios of medians.
  */
 #include <sched.h>
 #include <semaphore.h>
@@ -17,8 +17,7 @@
 
 enum kind { MP_SEM, MP_EVENT, SEM_T, KINDS };
 
-static const char *names[KINDS] = {"mp_semaphore", "mp_event",
-				   "sem_t pshared"};
+static const char *names[KINDS] = {"mp_semaphore", "mp_event", "sem_t pshared"};
 
 struct shared {
 	mp_semaphore ping_s;
@@ -78,9 +77,13 @@ static void ping(enum kind k)
 	}
 }
 
-/* Seconds per round trip. */
-static double round_trip(enum kind k, int n)
+static int rounds;
+
+/* Seconds per round trip; arg is the kind. */
+static double round_trip(void *arg)
 {
+	enum kind k = (enum kind)(long)arg;
+	int n = rounds;
 	pid_t pid = fork();
 	if (pid == 0) {
 		pong(k, n + 100);
@@ -110,33 +113,28 @@ int main(void)
 
 	bench_header("sync", "ping-pong round trip between two processes, "
 			     "lower is better");
-	const int n = 20000;
-	double best[KINDS] = {1e9, 1e9, 1e9};
-	for (int round = 0; round < 5; round++)
-		for (int k = 0; k < KINDS; k++) {
-			double v = round_trip((enum kind)k, n);
-			if (v < best[k])
-				best[k] = v;
-		}
+	rounds = (int)bench_size(20000);
+	struct bench_py pys, pye;
+	struct bench_contender c[KINDS + 2] = {{0}};
 	for (int k = 0; k < KINDS; k++)
-		bench_row("sync", "ping-pong", names[k], best[k] * 1e6, "us");
-	bool py = bench_have_python();
-	double pys = py ? bench_python("sync_pingpong.py", "sem %d", 5000) : -1;
-	double pye = py ? bench_python("sync_pingpong.py", "event %d", 5000) : -1;
-	if (pys > 0)
-		bench_row("sync", "ping-pong", "Python Semaphore", pys * 1e6,
-			  "us");
-	if (pye > 0)
-		bench_row("sync", "ping-pong", "Python Event", pye * 1e6, "us");
-	bench_ratio("ping-pong", "mp_semaphore", "sem_t",
-		    best[SEM_T] / best[MP_SEM]);
-	bench_ratio("ping-pong", "mp_event", "sem_t",
-		    best[SEM_T] / best[MP_EVENT]);
-	if (pys > 0)
-		bench_ratio("ping-pong", "mp_semaphore", "Python Semaphore",
-			    pys / best[MP_SEM]);
-	if (pye > 0)
-		bench_ratio("ping-pong", "mp_event", "Python Event",
-			    pye / best[MP_EVENT]);
+		c[k] = (struct bench_contender){.name = names[k],
+						.run = round_trip,
+						.arg = (void *)(long)k};
+	c[KINDS].name = "Python Semaphore";
+	bench_py_contender(&c[KINDS], &pys, "sync_pingpong.py", "sem %ld",
+			   bench_size(5000));
+	c[KINDS + 1].name = "Python Event";
+	bench_py_contender(&c[KINDS + 1], &pye, "sync_pingpong.py", "event %ld",
+			   bench_size(5000));
+	bench_interleave(c, KINDS + 2, bench_runs(7));
+	bench_rows("sync", "ping-pong", c, KINDS + 2, 1e6, "us");
+	bench_vs("ping-pong", "mp_semaphore", &c[MP_SEM].st, "sem_t",
+		 &c[SEM_T].st, BENCH_LOWER | BENCH_HEADLINE);
+	bench_vs("ping-pong", "mp_event", &c[MP_EVENT].st, "sem_t",
+		 &c[SEM_T].st, BENCH_LOWER);
+	bench_vs("ping-pong", "mp_semaphore", &c[MP_SEM].st, "Python Semaphore",
+		 &c[KINDS].st, BENCH_LOWER | BENCH_HEADLINE);
+	bench_vs("ping-pong", "mp_event", &c[MP_EVENT].st, "Python Event",
+		 &c[KINDS + 1].st, BENCH_LOWER);
 	return 0;
 }

@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# Chart the benchmark ratios: for each scenario, ours against each peer, as
-# one horizontal bar per comparison (OUT.svg and OUT.png).  Input: the CSV
-# the benchmarks append to (bench,scenario,impl,value,unit); a row whose
-# unit is "x" is a ratio (ours over the peer, more is better for us).
+# Chart the benchmark ratios (of medians): for each scenario, ours against
+# each peer, as one horizontal bar per comparison (OUT.svg and OUT.png).
+# Input: the CSV the benchmarks append to (bench,scenario,impl,value,unit
+# first); a row whose unit is "x" is a ratio (ours over the peer, more is
+# better for us).
 set -euo pipefail
 csv=$1
 out=${2%.svg}
 data=$(mktemp)
 trap 'rm -f "$data"' EXIT
-awk -F, '$5 == "x" { printf "\"%s: %s\" %s\n", $2, $3, $4 }' "$csv" >"$data"
+# The CSV writes a name's commas as semicolons: show them as commas.
+awk -F, '$5 == "x" { gsub(/;/, ",", $2); gsub(/;/, ",", $3)
+	printf "\"%s: %s\" %s\n", $2, $3, $4 }' "$csv" >"$data"
 [ -s "$data" ] || exit 0
 rows=$(wc -l <"$data")
 for term in svg png; do
@@ -21,7 +24,7 @@ for term in svg png; do
 $setterm
 set output "$out.$term"
 set lmargin 62
-set title "multiproc against its peers (ratio; right of 1 = we win)"
+set title "multiproc against its peers (ratio of medians; right of 1 = we win)"
 set style fill solid 0.8
 set yrange [-1:$rows]
 set logscale x 10
