@@ -124,12 +124,22 @@ static const struct option longopts[] = {
 	{NULL, 0, NULL, 0},
 };
 
+/* A number is written as one: strtod() and strtol() would also skip
+ * leading white space and take "nan", "inf" and hex. */
+static bool number_start(const char *s)
+{
+	return (*s >= '0' && *s <= '9') || (*s == '.' && s[1] >= '0' &&
+					    s[1] <= '9');
+}
+
 /* "123", "10K", "1.5M", "2G" (powers of 1024). */
 int parse_size(const char *s, int64_t *out)
 {
 	char *end;
 	double v;
 
+	if (!number_start(s))
+		return -1;
 	errno = 0;
 	v = strtod(s, &end);
 	if (errno || end == s || !(v >= 0)) /* NaN too */
@@ -164,7 +174,8 @@ static int parse_int(const char *s, const char *opt, int min, int max,
 
 	errno = 0;
 	v = strtol(s, &end, 10);
-	if (errno || end == s || *end || v < min || v > max) {
+	if (!number_start(s) || errno || end == s || *end || v < min ||
+	    v > max) {
 		errorf("%s wants a number from %d to %d, not '%s'", opt, min,
 		       max, s);
 		return -1;
@@ -180,8 +191,11 @@ static int parse_secs(const char *s, const char *opt, double *out)
 
 	errno = 0;
 	v = strtod(s, &end);
-	if (errno || end == s || *end || v < 0 || v > 1e6) {
-		errorf("%s wants seconds, not '%s'", opt, s);
+	/* Written so that NaN fails too: it compares false with anything,
+	 * and a NaN timeout never expires. */
+	if (!number_start(s) || errno || end == s || *end ||
+	    !(v >= 0 && v <= 1e6)) {
+		errorf("%s wants seconds from 0 to 1e6, not '%s'", opt, s);
 		return -1;
 	}
 	*out = v;

@@ -606,6 +606,105 @@ def worker_killed_twice(env):
     check("died twice" in (rep[held].get("error") or ""),
           "reason given: %r" % rep[held].get("error"))
 
+# ------------------------------------------- hostile input (issue 18)
+
+def closed_port():
+    """A port on 127.0.0.1 that nobody listens on: connections are
+    refused at once."""
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+@case
+def bad_numbers(env):
+    """Every numeric option refuses NaN, infinities, negatives, values out
+    of range, trailing garbage and the empty string with exit 2 and a
+    message naming the option (--retry-wait=nan used to hang, and the
+    timeouts took nan as "none"); good values are still taken."""
+    url = "http://127.0.0.1:%d/x" % closed_port()
+    opts = ["-j", "--processes", "--max-per-host", "--retries",
+            "--retry-wait", "--connect-timeout", "--timeout",
+            "--stall-timeout", "--max-redirs", "--max-filesize",
+            "--limit-rate"]
+    bad = ["nan", "NaN", "-nan", "inf", "-inf", "infinity", "-1", "1e400",
+           "5x", "5 ", " 5", "", "1e999999"]
+    for opt in opts:
+        for v in bad:
+            arg = [opt, v] if opt == "-j" else ["%s=%s" % (opt, v)]
+            try:
+                p = subprocess.run([env.mpget, "-d", env.out, "--retries",
+                                    "0"] + arg + [url],
+                                   capture_output=True, text=True,
+                                   timeout=10 * MULT)
+            except subprocess.TimeoutExpired:
+                raise Fail("%r hangs" % arg)
+            check(p.returncode == 2, "%r: exit %d, want 2" %
+                  (arg, p.returncode))
+            check(opt in p.stderr, "%r: no message: %r" % (arg, p.stderr))
+    good = {"-j": "3", "--processes": "1", "--max-per-host": "2",
+            "--retries": "0", "--retry-wait": "0.5",
+            "--connect-timeout": "2.5", "--timeout": "1e1",
+            "--stall-timeout": "0", "--max-redirs": "0",
+            "--max-filesize": "1.5M", "--limit-rate": "10K"}
+    for opt, v in good.items():
+        p = subprocess.run([env.mpget, "-d", env.out, "--retries", "0",
+                            opt, v, url], capture_output=True, text=True,
+                           timeout=30 * MULT)
+        check(p.returncode == 1, "%s %s: exit %d, want 1 (refused "
+              "connection)" % (opt, v, p.returncode))
+
+
+@case
+def many_duplicates(env):
+    """Name assignment is linear: 200,000 copies of one URL get their
+    numbered names in well under a minute (the quadratic search took about
+    two hours here).  Every job has a bad option line, so all of them fail
+    before any download; the names are assigned all the same."""
+    n = 200000
+    url = "http://127.0.0.1:%d/d/pic.jpg" % closed_port()
+    lst = env.listfile("%s\n  bogus=1\n" % url * n)
+    rc = env.run(["-q", "-i", lst], timeout=60)
+    check(rc == 1, "exit %d, want 1" % rc)
+    rep = env.report()
+    check(rep["failed"] == n and rep["bad_lines"] == n, "counts")
+    check(env.files() == [], "nothing fetched: %s" % env.files()[:5])
+
+
+@case
+def long_name_twice(env):
+    """A name that fills MAX_NAME_LEN (200 bytes), given twice: the second
+    copy's stem is cut (on a UTF-8 character boundary, extension kept) to
+    make room for the number.  Both files are saved and nothing is
+    reported lost (the numbered name used to be 201 bytes: the worker
+    refused it and exited, twice)."""
+    import urllib.parse
+    base = env.fault()
+    utf = "a" + "\u00e9" * 97 + "b.bin"          # 200 bytes in UTF-8
+    plain = "x" * 200                            # no extension
+    check(len(utf.encode()) == 200, "test name length")
+    q = urllib.parse.quote
+    urls = [base + "/data/u1/100/" + q(utf), base + "/data/u2/200/" + q(utf),
+            base + "/data/p1/300/" + plain, base + "/data/p2/400/" + plain]
+    rc = env.run(urls + ["--processes", "1"])
+    check(rc == 0, "exit %d, want 0" % rc)
+    check("died" not in env.stderr, "no worker death")
+    utf1 = "a" + "\u00e9" * 96 + ".1.bin"       # 199 bytes
+    plain1 = "x" * 198 + ".1"
+    env.expect_files([utf, utf1, plain, plain1])
+    env.expect_file(utf, body("u1", 100))
+    env.expect_file(utf1, body("u2", 200))
+    env.expect_file(plain, body("p1", 300))
+    env.expect_file(plain1, body("p2", 400))
+    # On disk already: the rename's numbering shortens the same way.
+    check(env.run([urls[0]]) == 0, "again")
+    env.expect_file(utf1, body("u2", 200))
+    utf2 = "a" + "\u00e9" * 96 + ".2.bin"
+    env.expect_file(utf2, body("u1", 100))
+
 
 def main():
     ap = argparse.ArgumentParser()
