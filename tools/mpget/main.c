@@ -52,7 +52,9 @@ static const char usage_text[] =
 "      --max-redirs N       redirects to follow (default 10); only to\n"
 "                           http:// and https://\n"
 "      --max-filesize SIZE  refuse bigger files, e.g. 100M\n"
-"  -H, --header 'NAME: VALUE'  extra request header (repeatable)\n"
+"  -H, --header 'NAME: VALUE'  extra request header (repeatable), sent\n"
+"                           to the URL's host only, not where it redirects\n"
+"      --location-trusted   send -H headers to redirects' hosts too\n"
 "  -A, --user-agent STRING\n"
 "  -k, --insecure           do not verify TLS certificates (warns)\n"
 "                           Proxies come from http_proxy, https_proxy,\n"
@@ -86,6 +88,7 @@ enum {
 	OPT_TIMEOUT,
 	OPT_STALL_TIMEOUT,
 	OPT_MAX_REDIRS,
+	OPT_LOCATION_TRUSTED,
 	OPT_MAX_FILESIZE,
 	OPT_LIMIT_RATE,
 	OPT_REPORT,
@@ -109,6 +112,7 @@ static const struct option longopts[] = {
 	{"timeout", required_argument, NULL, OPT_TIMEOUT},
 	{"stall-timeout", required_argument, NULL, OPT_STALL_TIMEOUT},
 	{"max-redirs", required_argument, NULL, OPT_MAX_REDIRS},
+	{"location-trusted", no_argument, NULL, OPT_LOCATION_TRUSTED},
 	{"max-filesize", required_argument, NULL, OPT_MAX_FILESIZE},
 	{"limit-rate", required_argument, NULL, OPT_LIMIT_RATE},
 	{"header", required_argument, NULL, 'H'},
@@ -285,6 +289,9 @@ int main(int argc, char **argv)
 		case OPT_MAX_REDIRS:
 			bad = parse_int(optarg, "--max-redirs", 0, 1000, &v);
 			o.max_redirs = v;
+			break;
+		case OPT_LOCATION_TRUSTED:
+			o.location_trusted = true;
 			break;
 		case OPT_MAX_FILESIZE:
 			bad = parse_size(optarg, &o.max_filesize);

@@ -705,6 +705,86 @@ def long_name_twice(env):
     utf2 = "a" + "\u00e9" * 96 + ".2.bin"
     env.expect_file(utf2, body("u1", 100))
 
+class HopHandler(__import__("http.server").server.BaseHTTPRequestHandler):
+    """/to/PORT/REST redirects to http://127.0.0.1:PORT/REST, /same/REST
+    to /REST on this server, /file/NAME answers body(NAME); every request
+    is logged with its headers."""
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, fmt, *args):
+        pass
+
+    def do_GET(self):
+        with self.server.lock:
+            self.server.log.append((self.path, dict(self.headers.items())))
+        p = self.path.strip("/").split("/")
+        if p[0] == "to":
+            loc = "http://127.0.0.1:%s/%s" % (p[1], "/".join(p[2:]))
+        elif p[0] == "same":
+            loc = "/" + "/".join(p[1:])
+        else:
+            data = body(p[-1], 1000)
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
+        self.send_response(302)
+        self.send_header("Location", loc)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+def hop_server():
+    import http.server
+    import threading
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), HopHandler)
+    srv.daemon_threads = True
+    srv.lock = threading.Lock()
+    srv.log = []
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv, srv.server_address[1]
+
+
+@case
+def header_redirect(env):
+    """-H headers go to the URL's own host (scheme, name and port) only:
+    not to another host:port a redirect leads to, as curl does; with
+    --location-trusted to every host."""
+    a, pa = hop_server()
+    b, pb = hop_server()
+    key = "X-Api-Key"
+    try:
+        A = "http://127.0.0.1:%d" % pa
+        urls = [A + "/to/%d/file/one" % pb,            # A -> B
+                A + "/same/file/two",                  # A -> A
+                A + "/to/%d/to/%d/file/three" % (pb, pa)]  # A -> B -> A
+        check(env.run(["-H", key + ": s3cret", "--processes", "1"] + urls)
+              == 0, "exit code")
+        for n in ("one", "two", "three"):
+            env.expect_file(n, body(n, 1000))
+        sent = lambda srv: [(u, h.get(key)) for u, h in srv.log]
+        check(sorted(sent(a)) == sorted([
+            ("/to/%d/file/one" % pb, "s3cret"),
+            ("/same/file/two", "s3cret"), ("/file/two", "s3cret"),
+            ("/to/%d/to/%d/file/three" % (pb, pa), "s3cret"),
+            ("/file/three", "s3cret")]), "host A got: %s" % sent(a))
+        check(sorted(sent(b)) == sorted([
+            ("/file/one", None), ("/to/%d/file/three" % pa, None)]),
+            "host B got: %s" % sent(b))
+        # --location-trusted: every host gets them.
+        del a.log[:], b.log[:]
+        shutil.rmtree(env.out)
+        check(env.run(["-H", key + ": s3cret", "--location-trusted",
+                       urls[0]]) == 0, "trusted: exit code")
+        env.expect_file("one", body("one", 1000))
+        check(sent(b) == [("/file/one", "s3cret")],
+              "trusted: host B got: %s" % sent(b))
+    finally:
+        for srv in (a, b):
+            srv.shutdown()
+            srv.server_close()
+
 
 def main():
     ap = argparse.ArgumentParser()
