@@ -566,7 +566,7 @@ static int follow(struct engine *e, struct xfer *x, char *why, size_t size)
 	char *loc = NULL;
 	char *hop;
 
-	if (x->code < 300 || x->code > 399 ||
+	if (x->code < 300 || x->code > 399 || x->code == 304 ||
 	    curl_easy_getinfo(x->easy, CURLINFO_REDIRECT_URL, &loc) ||
 	    !loc)
 		return 0;
