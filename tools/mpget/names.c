@@ -141,13 +141,18 @@ int name_numbered(const char *name, unsigned k, char *buf, size_t size)
 	ext = len - stem;
 	n = snprintf(num, sizeof(num), ".%u", k);
 	room = MAX_NAME_LEN - ext - (size_t)n; /* ext <= 10, n <= 11 */
-	stem = utf8_cut(name, stem, room);
-	if (stem == 0 || stem + (size_t)n + ext >= size)
-		return -1;
-	memcpy(buf, name, stem);
-	memcpy(buf + stem, num, (size_t)n);
-	memcpy(buf + stem + (size_t)n, dot, ext + 1);
-	return 0;
+	for (size_t full = stem;; room = stem - 1) {
+		stem = utf8_cut(name, full, room);
+		if (stem == 0 || stem + (size_t)n + ext >= size)
+			return -1;
+		memcpy(buf, name, stem);
+		memcpy(buf + stem, num, (size_t)n);
+		memcpy(buf + stem + (size_t)n, dot, ext + 1);
+		/* "x...ab.1.c" cut to fit can be "x...a" + ".1.c" again: one
+		 * character less makes it shorter than the name. */
+		if (strcmp(buf, name))
+			return 0;
+	}
 }
 
 /*
