@@ -17,6 +17,10 @@
  * is renamed to its name with RENAME_NOREPLACE, numbered if the name is
  * taken: an existing file is never overwritten unless --overwrite.
  *
+ * Redirects are followed here, not by libcurl, so that the -H headers go
+ * to the URL's own host only (libcurl would send them to any host but for
+ * Authorization and Cookie); --location-trusted sends them everywhere.
+ *
  * Resuming (-c): a .part left by an earlier run is continued with a Range
  * request and If-Range carrying the ETag or Last-Modified seen when the
  * .part was written (kept in a user.mpget.validator extended attribute
@@ -56,6 +60,8 @@ struct xfer {
 	uint32_t index;
 	char *url;            /* owns the job's text: url, then name */
 	const char *name;
+	char *hop;            /* where a redirect led, NULL: url itself */
+	long hops;            /* redirects followed */
 	char part[MAX_NAME_LEN + 8];
 	bool has_sum;
 	uint8_t sum[32];
@@ -382,6 +388,9 @@ static void release(struct engine *e, struct xfer *x)
 	x->hdrs = NULL;
 	free(x->url);
 	x->url = NULL;
+	free(x->hop);
+	x->hop = NULL;
+	x->hops = 0;
 	free(x->cd_name);
 	x->cd_name = NULL;
 	x->state = XS_FREE;
@@ -510,6 +519,9 @@ static void retry_later(struct engine *e, struct xfer *x, const char *why,
 		x->offset += x->got;
 	else if (restart_part(x) < 0)
 		return fail_job(e, x, why, false);
+	free(x->hop); /* a retry starts from the job's URL again */
+	x->hop = NULL;
+	x->hops = 0;
 	x->state = XS_WAIT;
 	x->t_due = now_mono() + d;
 	send_result(e, x, RES_RETRY, ST_PENDING, d, NULL, why);
@@ -522,6 +534,63 @@ static bool verify_sum(struct xfer *x)
 
 	EVP_DigestFinal_ex(x->md, md, &len);
 	return len == 32 && !memcmp(md, x->sum, 32);
+}
+
+/* Whether two URLs have the same scheme, host and port. */
+static bool same_origin(const char *a, const char *b)
+{
+	static const CURLUPart part[] = {CURLUPART_SCHEME, CURLUPART_HOST,
+					 CURLUPART_PORT};
+	CURLU *ua = curl_url(), *ub = curl_url();
+	bool same = ua && ub && !curl_url_set(ua, CURLUPART_URL, a, 0) &&
+		    !curl_url_set(ub, CURLUPART_URL, b, 0);
+
+	for (size_t i = 0; same && i < sizeof(part) / sizeof(part[0]); i++) {
+		char *pa = NULL, *pb = NULL;
+
+		same = !curl_url_get(ua, part[i], &pa, CURLU_DEFAULT_PORT) &&
+		       !curl_url_get(ub, part[i], &pb, CURLU_DEFAULT_PORT) &&
+		       !strcasecmp(pa, pb);
+		curl_free(pa);
+		curl_free(pb);
+	}
+	curl_url_cleanup(ua);
+	curl_url_cleanup(ub);
+	return same;
+}
+
+/* A redirect: 1 when followed, 0 when this is no redirect, -1 when it
+ * cannot be followed (why says so). */
+static int follow(struct engine *e, struct xfer *x, char *why, size_t size)
+{
+	char *loc = NULL;
+	char *hop;
+
+	if (x->code < 300 || x->code > 399 || x->code == 304 ||
+	    curl_easy_getinfo(x->easy, CURLINFO_REDIRECT_URL, &loc) ||
+	    !loc)
+		return 0;
+	if (x->hops >= e->o->max_redirs) {
+		snprintf(why, size, "more than %ld redirects", x->hops);
+		return -1;
+	}
+	if (strncasecmp(loc, "http://", 7) && strncasecmp(loc, "https://", 8)) {
+		snprintf(why, size, "redirect to a URL that is not http(s)");
+		return -1;
+	}
+	hop = strdup(loc); /* loc is the handle's, and start() reuses it */
+	if (!hop) {
+		snprintf(why, size, "out of memory");
+		return -1;
+	}
+	free(x->hop);
+	x->hop = hop;
+	x->hops++;
+	x->attempts--; /* the same attempt goes on */
+	if (start(e, x) == 0)
+		return 1;
+	snprintf(why, size, "could not follow the redirect");
+	return -1;
 }
 
 static void finish(struct engine *e, struct xfer *x, CURLcode rc)
@@ -540,6 +609,14 @@ static void finish(struct engine *e, struct xfer *x, CURLcode rc)
 	}
 	if (!x->checked)
 		curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->code);
+	if (rc == CURLE_OK && !x->fail) {
+		int f = follow(e, x, why, sizeof(why));
+
+		if (f > 0)
+			return;
+		if (f < 0)
+			return fail_job(e, x, why, false);
+	}
 	if (rc == CURLE_OK && x->checked && !x->discard && !x->fail) {
 		flush(x);
 	}
@@ -677,12 +754,13 @@ fresh:
 		EVP_DigestInit_ex(x->md, EVP_sha256(), NULL);
 }
 
-static struct curl_slist *if_range(const struct opts *o, const char *v)
+static struct curl_slist *if_range(struct curl_slist *headers,
+				   const char *v)
 {
 	struct curl_slist *l = NULL;
 	char h[256];
 
-	for (struct curl_slist *s = o->headers; s; s = s->next) {
+	for (struct curl_slist *s = headers; s; s = s->next) {
 		struct curl_slist *t = curl_slist_append(l, s->data);
 
 		if (!t)
@@ -702,6 +780,12 @@ fail:
 static int start(struct engine *e, struct xfer *x)
 {
 	CURL *c = x->easy;
+	/* The -H headers: for the job's own host only, unless trusted. */
+	struct curl_slist *headers =
+		!x->hop || e->o->location_trusted ||
+				same_origin(x->url, x->hop)
+			? e->o->headers
+			: NULL;
 	CURLMcode mc;
 
 	x->attempts++;
@@ -725,13 +809,12 @@ static int start(struct engine *e, struct xfer *x)
 			 (unsigned long long)x->offset);
 		curl_easy_setopt(c, CURLOPT_RANGE, range);
 		if (x->validator[0])
-			x->hdrs = if_range(e->o, x->validator);
+			x->hdrs = if_range(headers, x->validator);
 	} else {
 		curl_easy_setopt(c, CURLOPT_RANGE, NULL);
 	}
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER,
-			 x->hdrs ? x->hdrs : e->o->headers);
-	curl_easy_setopt(c, CURLOPT_URL, x->url);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, x->hdrs ? x->hdrs : headers);
+	curl_easy_setopt(c, CURLOPT_URL, x->hop ? x->hop : x->url);
 	/* Over TLS, wait to learn whether the connection multiplexes
 	 * (HTTP/2) rather than open another.  Plain http is HTTP/1.1 here,
 	 * and waiting would serialize the transfers on one connection. */
@@ -974,10 +1057,8 @@ static int setup_easy(struct engine *e, struct xfer *x)
 	curl_easy_setopt(c, CURLOPT_HEADERDATA, x);
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, x->errbuf);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
-	curl_easy_setopt(c, CURLOPT_MAXREDIRS, o->max_redirs);
+	/* No CURLOPT_FOLLOWLOCATION: follow() does it, for the headers. */
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(c, CURLOPT_BUFFERSIZE,
 			 (long)(e->rate ? rate_chunk(e->rate->limit, BUF_SIZE)
 					: BUF_SIZE));
@@ -995,7 +1076,6 @@ static int setup_easy(struct engine *e, struct xfer *x)
 		curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE,
 				 (curl_off_t)o->max_filesize);
 	curl_easy_setopt(c, CURLOPT_USERAGENT, o->user_agent);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, o->headers);
 	return 0;
 }
 

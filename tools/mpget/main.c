@@ -52,7 +52,9 @@ static const char usage_text[] =
 "      --max-redirs N       redirects to follow (default 10); only to\n"
 "                           http:// and https://\n"
 "      --max-filesize SIZE  refuse bigger files, e.g. 100M\n"
-"  -H, --header 'NAME: VALUE'  extra request header (repeatable)\n"
+"  -H, --header 'NAME: VALUE'  extra request header (repeatable), sent\n"
+"                           to the URL's host only, not where it redirects\n"
+"      --location-trusted   send -H headers to redirects' hosts too\n"
 "  -A, --user-agent STRING\n"
 "  -k, --insecure           do not verify TLS certificates (warns)\n"
 "                           Proxies come from http_proxy, https_proxy,\n"
@@ -86,6 +88,7 @@ enum {
 	OPT_TIMEOUT,
 	OPT_STALL_TIMEOUT,
 	OPT_MAX_REDIRS,
+	OPT_LOCATION_TRUSTED,
 	OPT_MAX_FILESIZE,
 	OPT_LIMIT_RATE,
 	OPT_REPORT,
@@ -109,6 +112,7 @@ static const struct option longopts[] = {
 	{"timeout", required_argument, NULL, OPT_TIMEOUT},
 	{"stall-timeout", required_argument, NULL, OPT_STALL_TIMEOUT},
 	{"max-redirs", required_argument, NULL, OPT_MAX_REDIRS},
+	{"location-trusted", no_argument, NULL, OPT_LOCATION_TRUSTED},
 	{"max-filesize", required_argument, NULL, OPT_MAX_FILESIZE},
 	{"limit-rate", required_argument, NULL, OPT_LIMIT_RATE},
 	{"header", required_argument, NULL, 'H'},
@@ -124,12 +128,22 @@ static const struct option longopts[] = {
 	{NULL, 0, NULL, 0},
 };
 
+/* A number is written as one: strtod() and strtol() would also skip
+ * leading white space and take "nan", "inf" and hex. */
+static bool number_start(const char *s)
+{
+	return (*s >= '0' && *s <= '9') || (*s == '.' && s[1] >= '0' &&
+					    s[1] <= '9');
+}
+
 /* "123", "10K", "1.5M", "2G" (powers of 1024). */
 int parse_size(const char *s, int64_t *out)
 {
 	char *end;
 	double v;
 
+	if (!number_start(s))
+		return -1;
 	errno = 0;
 	v = strtod(s, &end);
 	if (errno || end == s || !(v >= 0)) /* NaN too */
@@ -164,7 +178,8 @@ static int parse_int(const char *s, const char *opt, int min, int max,
 
 	errno = 0;
 	v = strtol(s, &end, 10);
-	if (errno || end == s || *end || v < min || v > max) {
+	if (!number_start(s) || errno || end == s || *end || v < min ||
+	    v > max) {
 		errorf("%s wants a number from %d to %d, not '%s'", opt, min,
 		       max, s);
 		return -1;
@@ -180,8 +195,11 @@ static int parse_secs(const char *s, const char *opt, double *out)
 
 	errno = 0;
 	v = strtod(s, &end);
-	if (errno || end == s || *end || v < 0 || v > 1e6) {
-		errorf("%s wants seconds, not '%s'", opt, s);
+	/* Written so that NaN fails too: it compares false with anything,
+	 * and a NaN timeout never expires. */
+	if (!number_start(s) || errno || end == s || *end ||
+	    !(v >= 0 && v <= 1e6)) {
+		errorf("%s wants seconds from 0 to 1e6, not '%s'", opt, s);
 		return -1;
 	}
 	*out = v;
@@ -271,6 +289,9 @@ int main(int argc, char **argv)
 		case OPT_MAX_REDIRS:
 			bad = parse_int(optarg, "--max-redirs", 0, 1000, &v);
 			o.max_redirs = v;
+			break;
+		case OPT_LOCATION_TRUSTED:
+			o.location_trusted = true;
 			break;
 		case OPT_MAX_FILESIZE:
 			bad = parse_size(optarg, &o.max_filesize);

@@ -43,6 +43,7 @@ struct opts {
 	bool content_disposition;
 	bool insecure;
 	bool strict;
+	bool location_trusted;  /* -H headers also to redirects' hosts */
 	int retries;
 	double retry_wait;      /* first backoff, seconds */
 	double connect_timeout; /* seconds, 0 = libcurl's default */

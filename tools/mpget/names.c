@@ -28,14 +28,19 @@ static int hexval(int c)
 	return -1;
 }
 
-/* Cut at a UTF-8 character boundary so a long name stays valid text. */
+/* Cut at a UTF-8 character boundary so a long name stays valid text.  A
+ * character has at most 3 continuation bytes: past that the bytes are not
+ * UTF-8, and any cut will do. */
 static size_t utf8_cut(const char *s, size_t len, size_t max)
 {
+	size_t cut = max;
+
 	if (len <= max)
 		return len;
-	while (max > 0 && ((unsigned char)s[max] & 0xc0) == 0x80)
-		max--;
-	return max;
+	while (cut > 0 && max - cut < 3 &&
+	       ((unsigned char)s[cut] & 0xc0) == 0x80)
+		cut--;
+	return ((unsigned char)s[cut] & 0xc0) == 0x80 ? max : cut;
 }
 
 bool name_is_safe(const char *name)
@@ -116,21 +121,38 @@ char *name_from_url(const char *url)
  * "NAME.K.EXT" for the K-th alternative to "NAME.EXT" (the extension
  * stays last, as image viewers want it), "NAME.K" without an extension,
  * and "NAME.part.K" so that a numbered name never looks like a .part file.
+ * NAME is cut (on a character boundary) so that the result is at most
+ * MAX_NAME_LEN bytes, like every name: a name that fills the limit can
+ * still be numbered.
  */
 int name_numbered(const char *name, unsigned k, char *buf, size_t size)
 {
 	size_t len = strlen(name);
 	const char *dot = strrchr(name, '.');
+	char num[16];
+	size_t stem, ext, room;
 	int n;
 
 	if (len >= 5 && !strcmp(name + len - 5, ".part"))
 		dot = NULL;
 	if (!dot || dot == name || len - (size_t)(dot - name) > 10)
-		n = snprintf(buf, size, "%s.%u", name, k);
-	else
-		n = snprintf(buf, size, "%.*s.%u%s", (int)(dot - name), name,
-			     k, dot);
-	return n < 0 || (size_t)n >= size ? -1 : 0;
+		dot = name + len;
+	stem = (size_t)(dot - name);
+	ext = len - stem;
+	n = snprintf(num, sizeof(num), ".%u", k);
+	room = MAX_NAME_LEN - ext - (size_t)n; /* ext <= 10, n <= 11 */
+	for (size_t full = stem;; room = stem - 1) {
+		stem = utf8_cut(name, full, room);
+		if (stem == 0 || stem + (size_t)n + ext >= size)
+			return -1;
+		memcpy(buf, name, stem);
+		memcpy(buf + stem, num, (size_t)n);
+		memcpy(buf + stem + (size_t)n, dot, ext + 1);
+		/* "x...ab.1.c" cut to fit can be "x...a" + ".1.c" again: one
+		 * character less makes it shorter than the name. */
+		if (strcmp(buf, name))
+			return 0;
+	}
 }
 
 /*
@@ -213,10 +235,18 @@ char *name_from_disposition(const char *v, size_t len)
 	return sanitize(best, best_len, ext);
 }
 
-/* An open-addressing set of names for one run. */
+/*
+ * An open-addressing table of names for one run: the names taken, and
+ * for each name that had to be numbered, the next number to try.
+ */
+struct entry {
+	char *name;
+	unsigned next;
+};
+
 struct nameset {
-	char **slot;
-	size_t cap, used;
+	struct entry *slot;
+	size_t cap;
 };
 
 static uint64_t hash(const char *s)
@@ -228,24 +258,48 @@ static uint64_t hash(const char *s)
 	return h;
 }
 
-static bool set_has(const struct nameset *set, const char *s)
+static int set_init(struct nameset *set, size_t n)
 {
-	for (size_t i = hash(s) & (set->cap - 1); set->slot[i];
-	     i = (i + 1) & (set->cap - 1))
-		if (!strcmp(set->slot[i], s))
-			return true;
-	return false;
+	set->cap = 16;
+	while (set->cap < 2 * n + 16)
+		set->cap *= 2;
+	set->slot = calloc(set->cap, sizeof(*set->slot));
+	return set->slot ? 0 : -1;
 }
 
-static int set_add(struct nameset *set, char *s)
+static void set_free(struct nameset *set)
+{
+	for (size_t i = 0; i < set->cap; i++)
+		free(set->slot[i].name);
+	free(set->slot);
+}
+
+/* The entry of s, or the free slot where it goes. */
+static struct entry *set_find(const struct nameset *set, const char *s)
 {
 	size_t i = hash(s) & (set->cap - 1);
 
-	while (set->slot[i])
+	while (set->slot[i].name && strcmp(set->slot[i].name, s))
 		i = (i + 1) & (set->cap - 1);
-	set->slot[i] = s;
-	set->used++;
-	return 0;
+	return &set->slot[i];
+}
+
+static bool set_has(const struct nameset *set, const char *s)
+{
+	return set_find(set, s)->name != NULL;
+}
+
+/* Add s (taken over) unless it is there; the table never fills: it has
+ * room for twice what the caller said it would add. */
+static struct entry *set_add(struct nameset *set, char *s)
+{
+	struct entry *e = set_find(set, s);
+
+	if (e->name)
+		free(s);
+	else
+		e->name = s;
+	return e;
 }
 
 static bool name_taken(const struct nameset *set, const char *name)
@@ -275,24 +329,45 @@ static int reserve(struct nameset *set, const char *name)
 }
 
 /*
+ * The first free numbered form of a taken name.  Numbers only ever get
+ * taken, so the search for a name goes on where its last one stopped: n
+ * copies of one URL cost O(n), not O(n^2).
+ */
+static char *number_name(struct nameset *next, const struct nameset *set,
+			 const char *name)
+{
+	char buf[MAX_NAME_LEN + 64];
+	char *key = strdup(name);
+	struct entry *e;
+	unsigned k;
+
+	if (!key)
+		return NULL;
+	e = set_add(next, key);
+	k = e->next ? e->next : 1;
+	do {
+		if (k == 0 || name_numbered(name, k++, buf, sizeof(buf)) < 0)
+			return NULL; /* cannot happen: names are short */
+	} while (name_taken(set, buf));
+	e->next = k;
+	return strdup(buf);
+}
+
+/*
  * Give every job a distinct name (numbered in list order), so the same
  * list gives the same names on every run: -c finds its .part files again.
  */
 int names_assign(struct joblist *jl)
 {
-	struct nameset set = {0};
+	struct nameset set = {0}, next = {0};
 	int ret = 0;
 
-	set.cap = 16;
-	while (set.cap < 4 * jl->n + 16)
-		set.cap *= 2;
-	set.slot = calloc(set.cap, sizeof(*set.slot));
-	if (!set.slot)
+	if (set_init(&set, 2 * jl->n) < 0 || set_init(&next, jl->n) < 0) {
+		free(set.slot);
 		return -1;
+	}
 	for (size_t i = 0; i < jl->n && ret == 0; i++) {
 		struct job *j = &jl->v[i];
-		char buf[MAX_NAME_LEN + 64];
-		unsigned k = 1;
 
 		if (!j->name)
 			j->name = name_from_url(j->url);
@@ -301,20 +376,18 @@ int names_assign(struct joblist *jl)
 			break;
 		}
 		if (name_taken(&set, j->name)) {
-			do {
-				name_numbered(j->name, k++, buf, sizeof(buf));
-			} while (name_taken(&set, buf));
-			free(j->name);
-			j->name = strdup(buf);
-			if (!j->name) {
+			char *numbered = number_name(&next, &set, j->name);
+
+			if (!numbered) {
 				ret = -1;
 				break;
 			}
+			free(j->name);
+			j->name = numbered;
 		}
 		ret = reserve(&set, j->name);
 	}
-	for (size_t i = 0; i < set.cap; i++)
-		free(set.slot[i]);
-	free(set.slot);
+	set_free(&set);
+	set_free(&next);
 	return ret;
 }

@@ -7,7 +7,9 @@
  *
  * libcurl handles are made here, after fork(), and never shared.
  */
+#include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -64,6 +66,30 @@ static void take(struct worker_ctx *w, uint32_t index)
 			      memory_order_relaxed);
 }
 
+/* A job that cannot be started fails by itself: were the worker to exit
+ * instead, the job would be redone and fail again, then be reported as
+ * lost to a worker death that never was. */
+static void refuse(struct worker_ctx *w, uint32_t index, int err)
+{
+	struct result_msg r = {
+		.index = index, .kind = RES_DONE, .status = ST_FAILED,
+	};
+	char why[128];
+
+	snprintf(why, sizeof(why), "cannot start the transfer: %s",
+		 mp_strerror(err));
+	report(w, &r, NULL, why);
+}
+
+static void add(struct worker_ctx *w, struct engine *e, const char *msg,
+		size_t len)
+{
+	int r = engine_add(e, (const struct job_msg *)msg, len);
+
+	if (r < 0)
+		refuse(w, ((const struct job_msg *)msg)->index, r);
+}
+
 static bool stopping(const struct worker_ctx *w)
 {
 	return got_signal ||
@@ -105,11 +131,10 @@ int worker_main(void *arg)
 					    sizeof(msg));
 			take(w, index);
 			w->redoing = index;
-			if (len == 0 ||
-			    engine_add(e, (struct job_msg *)msg, len) < 0) {
-				w->redoing = NO_JOB;
-				ret = 5;
-			}
+			if (len == 0)
+				refuse(w, index, -EMSGSIZE);
+			else
+				add(w, e, msg, len);
 		}
 		while (!input_done && engine_has_free_slot(e)) {
 			/* Block only when there is nothing else to do. */
@@ -127,8 +152,7 @@ int worker_main(void *arg)
 				break;
 			}
 			take(w, ((struct job_msg *)msg)->index);
-			if (engine_add(e, (struct job_msg *)msg, (size_t)n) < 0)
-				ret = 5;
+			add(w, e, msg, (size_t)n);
 		}
 		if (engine_idle(e)) {
 			if (input_done && w->nretry == 0)

@@ -606,6 +606,185 @@ def worker_killed_twice(env):
     check("died twice" in (rep[held].get("error") or ""),
           "reason given: %r" % rep[held].get("error"))
 
+# ------------------------------------------- hostile input (issue 18)
+
+def closed_port():
+    """A port on 127.0.0.1 that nobody listens on: connections are
+    refused at once."""
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+@case
+def bad_numbers(env):
+    """Every numeric option refuses NaN, infinities, negatives, values out
+    of range, trailing garbage and the empty string with exit 2 and a
+    message naming the option (--retry-wait=nan used to hang, and the
+    timeouts took nan as "none"); good values are still taken."""
+    url = "http://127.0.0.1:%d/x" % closed_port()
+    opts = ["-j", "--processes", "--max-per-host", "--retries",
+            "--retry-wait", "--connect-timeout", "--timeout",
+            "--stall-timeout", "--max-redirs", "--max-filesize",
+            "--limit-rate"]
+    bad = ["nan", "NaN", "-nan", "inf", "-inf", "infinity", "-1", "1e400",
+           "5x", "5 ", " 5", "", "1e999999"]
+    for opt in opts:
+        for v in bad:
+            arg = [opt, v] if opt == "-j" else ["%s=%s" % (opt, v)]
+            try:
+                p = subprocess.run([env.mpget, "-d", env.out, "--retries",
+                                    "0"] + arg + [url],
+                                   capture_output=True, text=True,
+                                   timeout=10 * MULT)
+            except subprocess.TimeoutExpired:
+                raise Fail("%r hangs" % arg)
+            check(p.returncode == 2, "%r: exit %d, want 2" %
+                  (arg, p.returncode))
+            check(opt in p.stderr, "%r: no message: %r" % (arg, p.stderr))
+    good = {"-j": "3", "--processes": "1", "--max-per-host": "2",
+            "--retries": "0", "--retry-wait": "0.5",
+            "--connect-timeout": "2.5", "--timeout": "1e1",
+            "--stall-timeout": "0", "--max-redirs": "0",
+            "--max-filesize": "1.5M", "--limit-rate": "10K"}
+    for opt, v in good.items():
+        p = subprocess.run([env.mpget, "-d", env.out, "--retries", "0",
+                            opt, v, url], capture_output=True, text=True,
+                           timeout=30 * MULT)
+        check(p.returncode == 1, "%s %s: exit %d, want 1 (refused "
+              "connection)" % (opt, v, p.returncode))
+
+
+@case
+def many_duplicates(env):
+    """Name assignment is linear: 200,000 copies of one URL get their
+    numbered names in well under a minute (the quadratic search took about
+    two hours here).  Every job has a bad option line, so all of them fail
+    before any download; the names are assigned all the same."""
+    n = 200000
+    url = "http://127.0.0.1:%d/d/pic.jpg" % closed_port()
+    lst = env.listfile("%s\n  bogus=1\n" % url * n)
+    rc = env.run(["-q", "-i", lst], timeout=60)
+    check(rc == 1, "exit %d, want 1" % rc)
+    rep = env.report()
+    check(rep["failed"] == n and rep["bad_lines"] == n, "counts")
+    check(env.files() == [], "nothing fetched: %s" % env.files()[:5])
+
+
+@case
+def long_name_twice(env):
+    """A name that fills MAX_NAME_LEN (200 bytes), given twice: the second
+    copy's stem is cut (on a UTF-8 character boundary, extension kept) to
+    make room for the number.  Both files are saved and nothing is
+    reported lost (the numbered name used to be 201 bytes: the worker
+    refused it and exited, twice)."""
+    import urllib.parse
+    base = env.fault()
+    utf = "a" + "\u00e9" * 97 + "b.bin"          # 200 bytes in UTF-8
+    plain = "x" * 200                            # no extension
+    check(len(utf.encode()) == 200, "test name length")
+    q = urllib.parse.quote
+    urls = [base + "/data/u1/100/" + q(utf), base + "/data/u2/200/" + q(utf),
+            base + "/data/p1/300/" + plain, base + "/data/p2/400/" + plain]
+    rc = env.run(urls + ["--processes", "1"])
+    check(rc == 0, "exit %d, want 0" % rc)
+    check("died" not in env.stderr, "no worker death")
+    utf1 = "a" + "\u00e9" * 96 + ".1.bin"       # 199 bytes
+    plain1 = "x" * 198 + ".1"
+    env.expect_files([utf, utf1, plain, plain1])
+    env.expect_file(utf, body("u1", 100))
+    env.expect_file(utf1, body("u2", 200))
+    env.expect_file(plain, body("p1", 300))
+    env.expect_file(plain1, body("p2", 400))
+    # On disk already: the rename's numbering shortens the same way.
+    check(env.run([urls[0]]) == 0, "again")
+    env.expect_file(utf1, body("u2", 200))
+    utf2 = "a" + "\u00e9" * 96 + ".2.bin"
+    env.expect_file(utf2, body("u1", 100))
+
+class HopHandler(__import__("http.server").server.BaseHTTPRequestHandler):
+    """/to/PORT/REST redirects to http://127.0.0.1:PORT/REST, /same/REST
+    to /REST on this server, /file/NAME answers body(NAME); every request
+    is logged with its headers."""
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, fmt, *args):
+        pass
+
+    def do_GET(self):
+        with self.server.lock:
+            self.server.log.append((self.path, dict(self.headers.items())))
+        p = self.path.strip("/").split("/")
+        if p[0] == "to":
+            loc = "http://127.0.0.1:%s/%s" % (p[1], "/".join(p[2:]))
+        elif p[0] == "same":
+            loc = "/" + "/".join(p[1:])
+        else:
+            data = body(p[-1], 1000)
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
+        self.send_response(302)
+        self.send_header("Location", loc)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+def hop_server():
+    import http.server
+    import threading
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), HopHandler)
+    srv.daemon_threads = True
+    srv.lock = threading.Lock()
+    srv.log = []
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv, srv.server_address[1]
+
+
+@case
+def header_redirect(env):
+    """-H headers go to the URL's own host (scheme, name and port) only:
+    not to another host:port a redirect leads to, as curl does; with
+    --location-trusted to every host."""
+    a, pa = hop_server()
+    b, pb = hop_server()
+    key = "X-Api-Key"
+    try:
+        A = "http://127.0.0.1:%d" % pa
+        urls = [A + "/to/%d/file/one" % pb,            # A -> B
+                A + "/same/file/two",                  # A -> A
+                A + "/to/%d/to/%d/file/three" % (pb, pa)]  # A -> B -> A
+        check(env.run(["-H", key + ": s3cret", "--processes", "1"] + urls)
+              == 0, "exit code")
+        for n in ("one", "two", "three"):
+            env.expect_file(n, body(n, 1000))
+        sent = lambda srv: [(u, h.get(key)) for u, h in srv.log]
+        check(sorted(sent(a)) == sorted([
+            ("/to/%d/file/one" % pb, "s3cret"),
+            ("/same/file/two", "s3cret"), ("/file/two", "s3cret"),
+            ("/to/%d/to/%d/file/three" % (pb, pa), "s3cret"),
+            ("/file/three", "s3cret")]), "host A got: %s" % sent(a))
+        check(sorted(sent(b)) == sorted([
+            ("/file/one", None), ("/to/%d/file/three" % pa, None)]),
+            "host B got: %s" % sent(b))
+        # --location-trusted: every host gets them.
+        del a.log[:], b.log[:]
+        shutil.rmtree(env.out)
+        check(env.run(["-H", key + ": s3cret", "--location-trusted",
+                       urls[0]]) == 0, "trusted: exit code")
+        env.expect_file("one", body("one", 1000))
+        check(sent(b) == [("/file/one", "s3cret")],
+              "trusted: host B got: %s" % sent(b))
+    finally:
+        for srv in (a, b):
+            srv.shutdown()
+            srv.server_close()
+
 
 def main():
     ap = argparse.ArgumentParser()
