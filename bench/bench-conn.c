@@ -172,36 +172,26 @@ static double run_once(enum kind k)
 	return (double)g_total / t / 1e6;
 }
 
-static int cmp(const void *x, const void *y)
+static enum kind g_kinds[] = {OURS_UNIX, RAW_UNIX, OURS_TCP, RAW_TCP,
+			      OURS_PIPE};
+
+static double run_kind(void *arg)
 {
-	double a = *(const double *)x, b = *(const double *)y;
-	return (a > b) - (a < b);
+	return run_once(*(enum kind *)arg);
 }
 
-static void row(const char *scenario, const char *impl, double *v, int n,
-		double *median)
+/* Ours and a peer, interleaved, then their rows and the ratio of medians. */
+static void pair(const char *scenario, struct bench_contender *c)
 {
-	char name[160];
-	qsort(v, (size_t)n, sizeof(*v), cmp);
-	*median = v[n / 2];
-	bench_row("conn", scenario, impl, *median, "MB/s");
-	snprintf(name, sizeof(name), "%s (min)", impl);
-	bench_row("conn", scenario, name, v[0], "MB/s");
-	snprintf(name, sizeof(name), "%s (max)", impl);
-	bench_row("conn", scenario, name, v[n - 1], "MB/s");
+	bench_interleave(c, 2, bench_runs(REPS));
+	bench_rows("conn", scenario, c, 2, 1, "MB/s");
+	bench_vs(scenario, c[0].name, &c[0].st, c[1].name, &c[1].st, 0);
 }
 
-static void pair(const char *scenario, enum kind ours, const char *ours_name,
-		 enum kind peer, const char *peer_name)
+static struct bench_contender ours_vs(const char *name, enum kind *k)
 {
-	double a[REPS], b[REPS], ma, mb;
-	for (int i = 0; i < REPS; i++) {
-		a[i] = run_once(ours);
-		b[i] = run_once(peer);
-	}
-	row(scenario, ours_name, a, REPS, &ma);
-	row(scenario, peer_name, b, REPS, &mb);
-	bench_ratio(scenario, ours_name, peer_name, ma / mb);
+	return (struct bench_contender){.name = name, .run = run_kind,
+					.arg = k};
 }
 
 int main(int argc, char **argv)
@@ -216,32 +206,22 @@ int main(int argc, char **argv)
 	g_total = (size_t)((double)((size_t)1 << 30) * scale) / CHUNK * CHUNK;
 	if (!g_total)
 		g_total = CHUNK;
-	pair("1 GiB in 64 KiB, unix", OURS_UNIX, "mp_listener unix:",
-	     RAW_UNIX, "raw socketpair");
-	pair("1 GiB in 64 KiB, tcp", OURS_TCP, "mp_listener tcp:127.0.0.1",
-	     RAW_TCP, "raw TCP");
+	struct bench_contender c[2];
+	c[0] = ours_vs("mp_listener unix:", &g_kinds[0]);
+	c[1] = ours_vs("raw socketpair", &g_kinds[1]);
+	pair("1 GiB in 64 KiB, unix", c);
+	c[0] = ours_vs("mp_listener tcp:127.0.0.1", &g_kinds[2]);
+	c[1] = ours_vs("raw TCP", &g_kinds[3]);
+	pair("1 GiB in 64 KiB, tcp", c);
 
 	g_msg = (size_t)16 << 20;
 	size_t count = (size_t)(16 * scale) < 1 ? 1 : (size_t)(16 * scale);
 	g_total = g_msg * count;
-	double v[REPS], py[REPS], mo, mp = 0;
-	int npy = 0;
-	bool have_py = bench_have_python();
-	for (int i = 0; i < REPS; i++) {
-		v[i] = run_once(OURS_PIPE);
-		if (have_py) {
-			double r = bench_python("pipe_bytes.py", "%zu %zu",
-						count, g_msg);
-			if (r > 0)
-				py[npy++] = r / 1e6;
-		}
-	}
-	row("16 MiB messages, pipe", "mp_pipe", v, REPS, &mo);
-	if (npy) {
-		row("16 MiB messages, pipe", "Python Pipe.send_bytes", py, npy,
-		    &mp);
-		bench_ratio("16 MiB messages, pipe", "mp_pipe",
-			    "Python Pipe.send_bytes", mo / mp);
-	}
+	struct bench_py py;
+	c[0] = ours_vs("mp_pipe", &g_kinds[4]);
+	c[1] = (struct bench_contender){.name = "Python Pipe.send_bytes"};
+	bench_py_contender(&c[1], &py, "pipe_bytes.py", "%zu %zu", count,
+			   g_msg);
+	pair("16 MiB messages, pipe", c);
 	return 0;
 }
