@@ -473,9 +473,9 @@ static int check_part(struct engine *e, struct xfer *x, char *why,
 	struct stat st;
 
 	/* The data first, then the name that points to it: after a crash
-	 * NAME is whole or absent.  --no-fsync would go here, but the cost
-	 * is small (see mpget(1)). */
-	if (fsync(x->fd) < 0) {
+	 * NAME is whole or absent, never a file of holes or zeros.
+	 * fdatasync is enough: it writes the size too. */
+	if (!e->o->no_fsync && fdatasync(x->fd) < 0) {
 		snprintf(why, size, "fsync %s: %s", x->part, strerror(errno));
 		return -1;
 	}
@@ -578,9 +578,11 @@ next:
 		fail_job(e, x, why, false);
 		return;
 	}
-	/* The name, now: a crash after this keeps the file.  A failure
-	 * here loses nothing that is not lost already. */
-	fsync(e->dirfd);
+	/* The name, before we say it is there: a crash after the report
+	 * keeps the file.  A failure here loses nothing the rename did not
+	 * already risk. */
+	if (!o->no_fsync)
+		fsync(e->dirfd);
 	/* Test hook: MPGET_TEST_DIE_AFTER_RENAME=NAME kills the worker
 	 * right after NAME is placed and before it is reported, the window
 	 * a crash or the OOM killer can hit.  Unset, it costs one compare;

@@ -43,6 +43,10 @@ struct opts {
 	bool content_disposition;
 	bool insecure;
 	bool strict;
+	/* Skip the fdatasync of each file before its rename and the fsync
+	 * of DIR after it: crash safety traded for speed.  Meant for a
+	 * --no-fsync option, which main.c does not parse yet. */
+	bool no_fsync;
 	int retries;
 	double retry_wait;      /* first backoff, seconds */
 	double connect_timeout; /* seconds, 0 = libcurl's default */
