@@ -729,7 +729,7 @@ def cd_reserved_names(env):
     ends in .part is refused (the URL's name is used): no download
     vanishes, no bytes land under another job's name."""
     base = env.fault()
-    a, b = body("ga", 400000), body("cb", 3000)
+    b = body("cb", 3000)
     for n, (at, fn, extra) in enumerate([
             (0, "b.bin.part", []),            # before b.bin.part exists
             (300000, "b.bin.part", ["--overwrite"]),   # while it is open
@@ -859,7 +859,8 @@ def rename_then_die(env):
     for i, n in enumerate("abc"):
         env.expect_file(n + ".bin", body("rd" + n, 1000 + i))
     with env.srv.state.lock:
-        hits = sum(1 for u, _ in env.srv.state.log if u.startswith("/data/rda"))
+        hits = sum(1 for u, _ in env.srv.state.log
+                   if u.startswith("/data/rda"))
     check(hits == 1, "a.bin fetched %d times" % hits)
     f = by_url(env.report())[base + "/data/rda/1000"]
     check(f["status"] == "ok" and f["file"] == "a.bin", "reported %s" % f)
