@@ -10,25 +10,33 @@
  *                 |                      -> failed: .part removed
  *                 +-> waiting (backoff) -> active ...   (transient errors)
  *
- * The body goes to NAME.part, opened only when the first byte of a
+ * The body goes to NAME.part, created only when the first byte of a
  * successful response arrives (an error response leaves nothing on disk)
- * and written from a buffer in large writes.  When the transfer is
- * complete and verified (Content-Length, Content-Range, sha-256) the file
- * is renamed to its name with RENAME_NOREPLACE, numbered if the name is
- * taken: an existing file is never overwritten unless --overwrite.
+ * and written from a buffer in large writes.  NAME.part is always a new
+ * file (unlink, then O_CREAT|O_EXCL): whatever was planted there, a hard
+ * link to a file elsewhere or a FIFO, is never opened.  When the transfer
+ * is complete and verified (Content-Length, Content-Range, sha-256) the
+ * file is synced, checked to be still the inode we wrote, and renamed to
+ * its name with RENAME_NOREPLACE, numbered if the name is taken: an
+ * existing file is never overwritten unless --overwrite, and no name
+ * another job owns (its NAME or NAME.part) is ever used.
  *
  * Redirects are followed here, not by libcurl, so that the -H headers go
  * to the URL's own host only (libcurl would send them to any host but for
  * Authorization and Cookie); --location-trusted sends them everywhere.
  *
- * Resuming (-c): a .part left by an earlier run is continued with a Range
- * request and If-Range carrying the ETag or Last-Modified seen when the
- * .part was written (kept in a user.mpget.validator extended attribute
- * where the file system has them).  A 206 must start where we asked; a 200
- * means the server sent the whole file again, so the .part starts over.
+ * Resuming (-c): a .part is only continued when it carries the validator
+ * (ETag, else Last-Modified) its bytes came with, in the
+ * user.mpget.validator extended attribute, which every .part gets as soon
+ * as it is created, -c or not.  Without one (no xattrs here, a server
+ * that sends neither header) it starts over: bytes of unknown origin are
+ * never spliced to new ones.  The Range request carries If-Range, and the
+ * 206 must start where we asked and carry the same validator (a cache
+ * that ignores If-Range); otherwise, and on a 200, the .part starts over.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,6 +81,8 @@ struct xfer {
 	int fd;
 	bool part_exists;     /* we created or resumed a .part */
 	uint64_t offset;      /* bytes in the .part before this response */
+	dev_t dev;            /* the .part we created or resumed */
+	ino_t ino;
 	EVP_MD_CTX *md;
 	char validator[192];  /* "ETag" or date the .part's bytes came with */
 	char *cd_name;        /* from Content-Disposition */
@@ -109,6 +119,9 @@ struct engine {
 	uint64_t expected;
 	double now;           /* cached at each engine_run */
 	unsigned seed;
+	const struct reserved *names;
+	struct placing *placing; /* our record of the rename under way */
+	const char *die_after;   /* test hook, see place() */
 	int (*report)(void *ctx, const struct result_msg *r, const char *final,
 		      const char *error);
 	void *ctx;
@@ -139,23 +152,46 @@ static int write_all(int fd, const char *p, size_t n)
 	return 0;
 }
 
-static int open_part(struct xfer *x)
+/* Remember what the .part's bytes belong to, for -c and If-Range. */
+static void store_validator(struct xfer *x)
 {
-	const struct opts *o = x->e->o;
-	int flags = O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC;
-
-	if (x->offset == 0)
-		flags |= O_TRUNC;
-	x->fd = openat(x->e->dirfd, x->part, flags, 0644);
 	if (x->fd < 0)
-		return -errno;
-	x->part_exists = true;
-	if (x->offset && lseek(x->fd, (off_t)x->offset, SEEK_SET) < 0)
-		return -errno;
-	/* With -c, remember what the bytes belong to, for If-Range. */
-	if (o->cont && x->validator[0])
+		return;
+	if (x->validator[0])
 		fsetxattr(x->fd, VALIDATOR_XATTR, x->validator,
 			  strlen(x->validator), 0);
+	else
+		fremovexattr(x->fd, VALIDATOR_XATTR);
+}
+
+/* Create NAME.part, always a new regular file (only called at offset 0:
+ * a .part with bytes in it is open already). */
+static int open_part(struct xfer *x)
+{
+	struct stat st;
+
+	/* NAME.part is this job's name: what is there is a leftover of an
+	 * earlier run, or planted.  Opening it could write through a hard
+	 * link to a file outside DIR, or block forever on a FIFO; so it
+	 * goes, and O_EXCL makes sure we write to the file we create.
+	 * O_NONBLOCK: even a FIFO raced in cannot block us. */
+	unlinkat(x->e->dirfd, x->part, 0);
+	x->fd = openat(x->e->dirfd, x->part,
+		       O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NONBLOCK |
+			       O_CLOEXEC,
+		       0644);
+	if (x->fd < 0)
+		return -errno;
+	if (fstat(x->fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(x->fd);
+		x->fd = -1;
+		return -EEXIST;
+	}
+	x->dev = st.st_dev;
+	x->ino = st.st_ino;
+	x->part_exists = true;
+	x->offset = 0;
+	store_validator(x);
 	return 0;
 }
 
@@ -194,15 +230,29 @@ static int restart_part(struct xfer *x)
 	return 0;
 }
 
+/* The response's validator: a strong ETag, else Last-Modified (If-Range
+ * takes no weak ETag), else "". */
+static const char *response_validator(const struct xfer *x)
+{
+	if (x->etag[0] && strncmp(x->etag, "W/", 2))
+		return x->etag;
+	return x->lastmod;
+}
+
 static int check_response(struct xfer *x)
 {
 	struct engine *e = x->e;
+	const char *v = response_validator(x);
 	curl_off_t cl = -1;
 
 	x->checked = true;
 	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->code);
 	if (x->code == 206) {
-		if (x->cr_start != (int64_t)x->offset) {
+		/* The rest of the same file, or nothing: a 206 of another
+		 * range, or of a file that changed (a server or cache that
+		 * ignored If-Range), starts the .part over. */
+		if (x->cr_start != (int64_t)x->offset ||
+		    (x->offset && strcmp(v, x->validator))) {
 			x->fail = F_RANGE;
 			return -1;
 		}
@@ -213,12 +263,10 @@ static int check_response(struct xfer *x)
 		x->discard = true;
 		return 0;
 	}
-	if (x->etag[0])
-		snprintf(x->validator, sizeof(x->validator), "%s", x->etag);
-	else if (x->lastmod[0])
-		snprintf(x->validator, sizeof(x->validator), "%s", x->lastmod);
-	else if (x->offset == 0)
-		x->validator[0] = '\0';
+	if (strcmp(x->validator, v)) {
+		snprintf(x->validator, sizeof(x->validator), "%s", v);
+		store_validator(x);
+	}
 	curl_easy_getinfo(x->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
 	if (cl > 0) {
 		if (e->o->max_filesize &&
@@ -412,19 +460,83 @@ static void fail_job(struct engine *e, struct xfer *x, const char *why,
 	release(e, x);
 }
 
+/*
+ * A name the server suggests must not be a .part (ours or another job's:
+ * another download would write into it, or take it away) nor another
+ * job's name.
+ */
+static bool server_name_ok(const struct engine *e, const struct xfer *x,
+			   const char *name)
+{
+	size_t n = strlen(name);
+
+	return !(n >= 5 && !strcmp(name + n - 5, ".part")) &&
+	       !name_reserved(e->names, name, x->index);
+}
+
+/* Before the rename: the .part on disk is still the file we wrote and
+ * synced.  Returns 0, or an error text in why. */
+static int check_part(struct engine *e, struct xfer *x, char *why,
+		      size_t size)
+{
+	struct stat st;
+
+	/* The data first, then the name that points to it: after a crash
+	 * NAME is whole or absent, never a file of holes or zeros.
+	 * fdatasync is enough: it writes the size too. */
+	if (!e->o->no_fsync && fdatasync(x->fd) < 0) {
+		snprintf(why, size, "fsync %s: %s", x->part, strerror(errno));
+		return -1;
+	}
+	if (fstatat(e->dirfd, x->part, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    st.st_dev != x->dev || st.st_ino != x->ino) {
+		/* Not ours any more: leave it where it is. */
+		x->part_exists = false;
+		snprintf(why, size, "%s was replaced during the download",
+			 x->part);
+		return -1;
+	}
+	return 0;
+}
+
+/* Tell the parent which rename is under way (struct placing). */
+static void placing(struct engine *e, struct xfer *x, const char *name)
+{
+	struct placing *p = e->placing;
+
+	if (!p)
+		return;
+	if (!name) {
+		atomic_store_explicit(&p->index, NO_JOB, memory_order_release);
+		return;
+	}
+	p->http = (int32_t)x->code;
+	p->attempts = (uint16_t)x->attempts;
+	p->dev = x->dev;
+	p->ino = x->ino;
+	p->secs = now_mono() - x->t_start;
+	snprintf(p->name, sizeof(p->name), "%s", name);
+	atomic_store_explicit(&p->index, x->index, memory_order_release);
+}
+
 /* Rename the complete .part to its name, numbering it when taken. */
 static void place(struct engine *e, struct xfer *x)
 {
 	const struct opts *o = e->o;
-	const char *want = x->cd_name ? x->cd_name : x->name;
+	const char *want = x->cd_name && server_name_ok(e, x, x->cd_name)
+				   ? x->cd_name
+				   : x->name;
 	char name[MAX_NAME_LEN + 64];
+	char why[512];
 	int r = 0;
 
 	if (x->fd < 0 && open_part(x) < 0) {
-		char why[512];
-
 		snprintf(why, sizeof(why), "create %s: %s", x->part,
 			 strerror(errno));
+		fail_job(e, x, why, false);
+		return;
+	}
+	if (check_part(e, x, why, sizeof(why)) < 0) {
 		fail_job(e, x, why, false);
 		return;
 	}
@@ -432,6 +544,14 @@ static void place(struct engine *e, struct xfer *x)
 	x->fd = -1;
 	snprintf(name, sizeof(name), "%s", want);
 	for (unsigned k = 1;; k++) {
+		/* Another job's name or .part is taken, even before that
+		 * job gets to it. */
+		if (name_reserved(e->names, name, x->index)) {
+			r = -1;
+			errno = EEXIST;
+			goto next;
+		}
+		placing(e, x, name);
 		if (o->overwrite)
 			r = renameat(e->dirfd, x->part, e->dirfd, name);
 		else
@@ -447,6 +567,7 @@ static void place(struct engine *e, struct xfer *x)
 		if (r == 0 || errno != EEXIST || k > 100000)
 			break;
 		if (o->no_clobber) {
+			placing(e, x, NULL);
 			unlinkat(e->dirfd, x->part, 0);
 			send_result(e, x, RES_DONE, ST_SKIPPED,
 				    now_mono() - x->t_start, name,
@@ -454,18 +575,32 @@ static void place(struct engine *e, struct xfer *x)
 			release(e, x);
 			return;
 		}
-		name_numbered(want, k, name, sizeof(name));
+next:
+		if (k > 100000 ||
+		    name_numbered(want, k, name, sizeof(name)) < 0)
+			break;
 	}
 	if (r < 0) {
-		char why[512];
-
 		snprintf(why, sizeof(why), "rename to %s: %s", name,
 			 strerror(errno));
+		placing(e, x, NULL);
 		fail_job(e, x, why, false);
 		return;
 	}
+	/* The name, before we say it is there: a crash after the report
+	 * keeps the file.  A failure here loses nothing the rename did not
+	 * already risk. */
+	if (!o->no_fsync)
+		fsync(e->dirfd);
+	/* Test hook: MPGET_TEST_DIE_AFTER_RENAME=NAME kills the worker
+	 * right after NAME is placed and before it is reported, the window
+	 * a crash or the OOM killer can hit.  Unset, it costs one compare;
+	 * undocumented, for tests/test_mpget.py only. */
+	if (e->die_after && !strcmp(e->die_after, name))
+		raise(SIGKILL);
 	send_result(e, x, RES_DONE, ST_OK, now_mono() - x->t_start, name,
 		    NULL);
+	placing(e, x, NULL);
 	release(e, x);
 }
 
@@ -730,16 +865,25 @@ static void resume_part(struct engine *e, struct xfer *x)
 	struct stat st;
 	ssize_t n;
 
-	x->fd = openat(e->dirfd, x->part, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO must not block the open.  Only a regular
+	 * file of one link is ours to append to (a hard link would let us
+	 * write to a file outside DIR), and only with its validator. */
+	x->fd = openat(e->dirfd, x->part,
+		       O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	if (x->fd < 0)
 		return;
-	if (fstat(x->fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size == 0)
+	if (fstat(x->fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    st.st_nlink != 1 || st.st_size == 0)
 		goto fresh;
-	x->part_exists = true;
-	x->offset = (uint64_t)st.st_size;
 	n = fgetxattr(x->fd, VALIDATOR_XATTR, x->validator,
 		      sizeof(x->validator) - 1);
-	x->validator[n > 0 ? n : 0] = '\0';
+	if (n <= 0)
+		goto fresh;
+	x->validator[n] = '\0';
+	x->dev = st.st_dev;
+	x->ino = st.st_ino;
+	x->part_exists = true;
+	x->offset = (uint64_t)st.st_size;
 	if (x->md && hash_existing(x) < 0)
 		goto fresh;
 	if (lseek(x->fd, (off_t)x->offset, SEEK_SET) < 0)
@@ -748,6 +892,7 @@ static void resume_part(struct engine *e, struct xfer *x)
 fresh:
 	close(x->fd);
 	x->fd = -1;
+	x->part_exists = false;
 	x->offset = 0;
 	x->validator[0] = '\0';
 	if (x->md)
@@ -1081,7 +1226,8 @@ static int setup_easy(struct engine *e, struct xfer *x)
 
 struct engine *engine_new(const struct opts *o, int dirfd,
 			  struct worker_stat *stat, struct rate *rate,
-			  int slots,
+			  const struct reserved *names,
+			  struct placing *placing, int slots,
 			  int (*report)(void *ctx, const struct result_msg *r,
 					const char *final, const char *error),
 			  void *ctx)
@@ -1094,6 +1240,8 @@ struct engine *engine_new(const struct opts *o, int dirfd,
 	e->dirfd = dirfd;
 	e->stat = stat;
 	e->rate = rate;
+	e->names = names;
+	e->placing = placing;
 	/* A replacement worker goes on from its predecessor's counts, so
 	 * the progress line never runs backwards. */
 	e->bytes = atomic_load_explicit(&stat->bytes, memory_order_relaxed);
@@ -1104,6 +1252,7 @@ struct engine *engine_new(const struct opts *o, int dirfd,
 	e->nslots = slots;
 	e->now = now_mono();
 	e->seed = (unsigned)getpid() ^ (unsigned)(e->now * 1e6);
+	e->die_after = getenv("MPGET_TEST_DIE_AFTER_RENAME");
 	e->multi = curl_multi_init();
 	e->x = calloc((size_t)slots, sizeof(*e->x));
 	if (!e->multi || !e->x)

@@ -44,6 +44,7 @@ struct opts {
 	bool insecure;
 	bool strict;
 	bool location_trusted;  /* -H headers also to redirects' hosts */
+	bool no_fsync;
 	int retries;
 	double retry_wait;      /* first backoff, seconds */
 	double connect_timeout; /* seconds, 0 = libcurl's default */
@@ -145,11 +146,42 @@ int64_t rate_wait_ns(struct rate *r);
 /* The receive chunk size that suits the limit, at most max. */
 size_t rate_chunk(int64_t limit, size_t max);
 
+/*
+ * The rename a worker is doing (one at a time: a worker is one thread).
+ * It is written before the rename and cleared after the report, so that
+ * when the worker dies in between the parent can see that the file was
+ * placed (the name holds the inode the worker wrote) and not fetch it
+ * again.
+ */
+struct placing {
+	_Atomic uint32_t index;     /* the job, NO_JOB when none */
+	int32_t http;
+	uint16_t attempts;
+	uint64_t dev, ino;          /* of the .part being renamed */
+	double secs;
+	char name[MAX_NAME_LEN + 64];
+};
+
 struct shared {
 	_Atomic int stop;           /* the parent asks the workers to stop */
 	struct rate rate;           /* used when o->limit_rate is set */
 	struct worker_stat w[MAX_WORKERS];
+	struct placing placing[MAX_WORKERS];
 };
+
+/*
+ * run.c: the names the run's jobs own, NAME and NAME.part, built before
+ * the workers start.  No file is placed under another job's name or
+ * .part, whatever a server suggests.
+ */
+struct reserved {
+	const struct joblist *jl;
+	uint32_t *slot;             /* job indexes, NO_JOB when empty */
+	size_t mask;
+};
+/* Whether name is another job's (not job self's) NAME or NAME.part. */
+bool name_reserved(const struct reserved *r, const char *name,
+		   uint32_t self);
 
 /* msg.c: every line mpget prints goes through these. */
 extern int msg_verbosity;
@@ -184,7 +216,8 @@ int names_assign(struct joblist *jl);
 struct engine;
 struct engine *engine_new(const struct opts *o, int dirfd,
 			  struct worker_stat *stat, struct rate *rate,
-			  int slots,
+			  const struct reserved *names,
+			  struct placing *placing, int slots,
 			  int (*report)(void *ctx, const struct result_msg *r,
 					const char *final, const char *error),
 			  void *ctx);
@@ -207,6 +240,7 @@ struct worker_ctx {
 	mp_queue *jobs;
 	mp_queue *results;
 	struct shared *sh;
+	const struct reserved *names;
 	/* Who holds which job: owner[job index] = the serial of the worker
 	 * that took it, so the parent knows what a dead worker held. */
 	_Atomic uint32_t *owner;

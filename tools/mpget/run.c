@@ -78,6 +78,70 @@ size_t job_msg_build(const struct job *j, uint32_t index, char *buf,
 	return len;
 }
 
+static size_t name_hash(const char *s, size_t n)
+{
+	size_t h = 14695981039346656037ULL;
+
+	while (n--)
+		h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
+	return h;
+}
+
+/* The job that owns name (n bytes), or NO_JOB. */
+static uint32_t name_owner(const struct reserved *r, const char *name,
+			   size_t n)
+{
+	for (size_t i = name_hash(name, n) & r->mask;; i = (i + 1) & r->mask) {
+		uint32_t k = r->slot[i];
+
+		if (k == NO_JOB)
+			return NO_JOB;
+		if (!strncmp(r->jl->v[k].name, name, n) &&
+		    r->jl->v[k].name[n] == '\0')
+			return k;
+	}
+}
+
+bool name_reserved(const struct reserved *r, const char *name,
+		   uint32_t self)
+{
+	size_t n = strlen(name);
+	uint32_t k;
+
+	if (!r || !r->slot)
+		return false;
+	k = name_owner(r, name, n);
+	if (k != NO_JOB && k != self)
+		return true;
+	/* NAME.part: any job's, ours too (it is where we write). */
+	return n > 5 && !strcmp(name + n - 5, ".part") &&
+	       name_owner(r, name, n - 5) != NO_JOB;
+}
+
+/* A hash set of the jobs' names; the workers inherit it with fork(). */
+static int reserve_names(struct reserved *r, const struct joblist *jl)
+{
+	size_t cap = 16;
+
+	while (cap < 2 * jl->n)
+		cap *= 2;
+	r->jl = jl;
+	r->mask = cap - 1;
+	r->slot = malloc(cap * sizeof(*r->slot));
+	if (!r->slot)
+		return -ENOMEM;
+	memset(r->slot, 0xff, cap * sizeof(*r->slot)); /* NO_JOB */
+	for (size_t j = 0; j < jl->n; j++) {
+		const char *name = jl->v[j].name;
+		size_t i = name_hash(name, strlen(name)) & r->mask;
+
+		while (r->slot[i] != NO_JOB)
+			i = (i + 1) & r->mask;
+		r->slot[i] = (uint32_t)j;
+	}
+	return 0;
+}
+
 static void set_text(char **dst, const char *s)
 {
 	free(*dst);
@@ -196,12 +260,68 @@ static void fail_job(struct job *j, const char *why, struct progress *pg,
 	progress_job_done(pg, j);
 }
 
+/* A job whose worker died: it fails, and its .part goes too (no worker
+ * holds it any more, and a failed download leaves nothing). */
+static void lose_job(struct job *j, int dirfd, const char *why,
+		     struct progress *pg, size_t *received)
+{
+	char part[MAX_NAME_LEN + 8];
+
+	if (snprintf(part, sizeof(part), "%s.part", j->name) <
+	    (int)sizeof(part))
+		unlinkat(dirfd, part, 0);
+	if (pg)
+		fail_job(j, why, pg, received);
+	else {
+		j->status = ST_FAILED;
+		set_text(&j->error, why);
+	}
+}
+
+/*
+ * Worker i died: did it die in a rename (struct placing)?  If the name
+ * holds the inode it was renaming, the file is placed, and only the
+ * report was lost: the job is done, not redone (it would be fetched
+ * again under a numbered name).
+ */
+static void crew_placed(struct crew *c, int i, struct progress *pg,
+			size_t *received)
+{
+	struct placing *p = &c->ctx[i].sh->placing[i];
+	uint32_t index = atomic_load_explicit(&p->index,
+					      memory_order_acquire);
+	struct stat st;
+	struct job *j;
+
+	atomic_store_explicit(&p->index, NO_JOB, memory_order_relaxed);
+	if (index >= c->jl->n)
+		return;
+	j = &c->jl->v[index];
+	if (j->status != ST_PENDING ||
+	    atomic_load_explicit(&c->ctx[i].owner[index],
+				 memory_order_relaxed) != c->ctx[i].serial)
+		return;
+	p->name[sizeof(p->name) - 1] = '\0';
+	if (fstatat(c->ctx[i].dirfd, p->name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    (uint64_t)st.st_dev != p->dev || (uint64_t)st.st_ino != p->ino)
+		return;
+	j->status = ST_OK;
+	j->http = p->http;
+	j->attempts = p->attempts;
+	j->bytes = (uint64_t)st.st_size;
+	j->secs = p->secs;
+	set_text(&j->final, p->name);
+	(*received)++;
+	progress_job_done(pg, j);
+}
+
 /* Worker i died: its held jobs go to a replacement (once each). */
 static void crew_replace(struct crew *c, int i, bool work_left,
 			 struct progress *pg, size_t *received)
 {
 	uint32_t serial = c->ctx[i].serial;
 	size_t k = 0, cap = (size_t)c->ctx[i].slots;
+	int dirfd = c->ctx[i].dirfd;
 	int r;
 
 	for (size_t j = 0; j < c->jl->n; j++) {
@@ -212,11 +332,12 @@ static void crew_replace(struct crew *c, int i, bool work_left,
 					 memory_order_relaxed) != serial)
 			continue;
 		if (job->lost++ > 0)
-			fail_job(job, "lost: its worker process died twice",
-				 pg, received);
-		else if (k == cap) /* cannot happen: a worker holds <= cap */
-			fail_job(job, "lost: its worker process died", pg,
+			lose_job(job, dirfd,
+				 "lost: its worker process died twice", pg,
 				 received);
+		else if (k == cap) /* cannot happen: a worker holds <= cap */
+			lose_job(job, dirfd, "lost: its worker process died",
+				 pg, received);
 		else
 			c->held[i][k++] = (uint32_t)j;
 	}
@@ -239,7 +360,7 @@ static void crew_replace(struct crew *c, int i, bool work_left,
 	}
 	errorf("cannot replace worker %d: %s", i, mp_strerror(r));
 	while (k > 0)
-		fail_job(&c->jl->v[c->held[i][--k]],
+		lose_job(&c->jl->v[c->held[i][--k]], dirfd,
 			 "lost: its worker process died", pg, received);
 }
 
@@ -254,6 +375,7 @@ static void crew_check(struct crew *c, bool stopping, bool work_left,
 			continue;
 		c->handled[i] = true;
 		code = mp_process_exitcode(c->proc[i]);
+		crew_placed(c, i, pg, received);
 		if (code == 0 || stopping)
 			continue;
 		warnf("worker %d ended with %s %d", i,
@@ -311,6 +433,7 @@ int run(const struct opts *o, struct joblist *jl)
 	struct crew *c = calloc(1, sizeof(*c));
 	char *buf = malloc(MSG_MAX);
 	struct progress *pg = NULL;
+	struct reserved names = {0};
 	struct shared *sh = NULL;
 	_Atomic uint32_t *owner = NULL;
 	mp_queue *jobs = NULL, *results = NULL;
@@ -330,7 +453,7 @@ int run(const struct opts *o, struct joblist *jl)
 		errorf("%s: %s", o->dir, strerror(errno));
 		goto out;
 	}
-	if (names_assign(jl) < 0) {
+	if (names_assign(jl) < 0 || reserve_names(&names, jl) < 0) {
 		errorf("out of memory");
 		goto out;
 	}
@@ -358,6 +481,8 @@ int run(const struct opts *o, struct joblist *jl)
 		goto out;
 	}
 	rate_init(&sh->rate, o->limit_rate);
+	for (int i = 0; i < MAX_WORKERS; i++)
+		atomic_init(&sh->placing[i].index, NO_JOB);
 	install_signals();
 	c->jl = jl;
 	for (int i = 0; i < nworkers; i++) {
@@ -365,6 +490,7 @@ int run(const struct opts *o, struct joblist *jl)
 			.o = o, .index = i, .slots = slots, .dirfd = dirfd,
 			.jobs = jobs, .results = results, .sh = sh,
 			.owner = owner, .jl = jl, .redoing = NO_JOB,
+			.names = &names,
 			/* Shares that add up to --max-per-host. */
 			.max_per_host = o->max_per_host
 				? o->max_per_host / nworkers +
@@ -456,10 +582,9 @@ int run(const struct opts *o, struct joblist *jl)
 	for (size_t i = 0; i < jl->n; i++) {
 		struct job *j = &jl->v[i];
 
-		if (j->status == ST_PENDING && !stopping) {
-			j->status = ST_FAILED;
-			set_text(&j->error, "lost: its worker process died");
-		}
+		if (j->status == ST_PENDING && !stopping)
+			lose_job(j, dirfd, "lost: its worker process died",
+				 NULL, NULL);
 	}
 done:
 	report_summary(jl, now_mono() - t0, stopping);
@@ -479,6 +604,7 @@ out:
 		free(c->held[i]);
 	}
 	free(c);
+	free(names.slot);
 	progress_free(pg);
 	if (jobs)
 		mp_queue_free(jobs);

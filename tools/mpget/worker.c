@@ -114,8 +114,8 @@ int worker_main(void *arg)
 
 	o.max_per_host = w->max_per_host;
 	e = engine_new(&o, w->dirfd, &w->sh->w[w->index],
-		       w->o->limit_rate ? &w->sh->rate : NULL, w->slots, report,
-		       w);
+		       w->o->limit_rate ? &w->sh->rate : NULL, w->names,
+		       &w->sh->placing[w->index], w->slots, report, w);
 	if (!e)
 		return 3;
 	while (!stopping(w)) {

@@ -21,6 +21,28 @@ Paths (ID keeps separate counters, so tests do not disturb each other):
   /tofile                redirects to file:///etc/passwd
   /cd/ID/SIZE?fn=NAME    Content-Disposition: attachment; filename="NAME"
   /echo                  the request headers as the body
+
+Hostile resources, for the promises about files on disk:
+  /changing/ID/SIZE?v=V&ifrange=B&hold=N
+                         body(ID:vK) where K is state.version[ID] (the test
+                         bumps it to change the file between requests);
+                         V (etag, lastmod, none) picks the validators sent;
+                         honours Range with a 206, and If-Range when B=1
+                         (default); with B=0 it ignores If-Range, as a
+                         broken cache would.  The first N requests without
+                         Range (default 0) send 40% and wait for the
+                         client to go away
+  /badrange/ID/SIZE      a 206 to any request, whose Content-Range starts
+                         at 0 whatever was asked
+  /gate/ID/SIZE?at=N     ETag, N bytes of body(ID), then nothing until the
+                         test calls state.open_gate(ID), then the rest
+  /trickle/ID/SIZE?chunk=C&every=S
+                         C bytes (default 100) every S s (default 0.05)
+  /closedelim/ID/SIZE?cut=N
+                         no Content-Length: N of the SIZE bytes, then
+                         close (a short close-delimited body)
+  /cd/...?fn=NAME        (above) also serves bad names: ../x, NAME.part,
+                         another job's name
 """
 
 import hashlib
@@ -49,6 +71,15 @@ class State:
         self.log = []   # (path, headers dict) of every request
         self.busy = 0
         self.most_busy = 0
+        self.version = {}   # /changing: ID -> current version
+        self.gates = {}     # /gate: ID -> threading.Event
+
+    def gate(self, ident):
+        with self.lock:
+            return self.gates.setdefault(ident, threading.Event())
+
+    def open_gate(self, ident):
+        self.gate(ident).set()
 
     def hit(self, key):
         with self.lock:
@@ -169,8 +200,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data[: len(data) * 4 // 10])
+        self.wait_client_gone()
+
+    def wait_client_gone(self):
+        """Hold the response until the client goes away (or the test
+        ends)."""
         self.wfile.flush()
-        # Wait for the client to go away (or the test to end).
         self.connection.settimeout(0.1)
         while not self.server.quit.is_set():
             try:
@@ -204,6 +239,87 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.send_body(body(p[0], int(p[1])), 200,
                        [("Content-Disposition",
                          'attachment; filename="%s"' % fn)])
+
+    def do_changing(self, st, p, q):
+        ident, size = p[0], int(p[1])
+        with st.lock:
+            k = st.version.get(ident, 1)
+        data = body("%s:v%d" % (ident, k), size)
+        v = q.get("v", ["etag"])[0]
+        hdrs = []
+        if v == "etag":
+            hdrs.append(("ETag", '"v%d"' % k))
+        elif v == "lastmod":
+            hdrs.append(("Last-Modified",
+                         "Mon, %02d Jan 2024 00:00:00 GMT" % k))
+        rng = self.headers.get("Range")
+        if rng and rng.startswith("bytes=") and rng.endswith("-"):
+            start = int(rng[6:-1])
+            ifr = self.headers.get("If-Range")
+            if (q.get("ifrange", ["1"])[0] == "1" and ifr is not None and
+                    ifr not in [h[1] for h in hdrs]):
+                self.send_body(data, 200, hdrs)
+                return
+            part = data[start:]
+            self.send_body(part, 206, hdrs + [
+                ("Content-Range", "bytes %d-%d/%d" %
+                 (start, size - 1, size))])
+            return
+        if st.hit("changing/" + ident) <= int(q.get("hold", ["0"])[0]):
+            self.send_response(200)
+            for h in hdrs:
+                self.send_header(*h)
+            self.send_header("Content-Length", str(size))
+            self.end_headers()
+            self.wfile.write(data[: size * 4 // 10])
+            self.wait_client_gone()
+            return
+        self.send_body(data, 200, hdrs)
+
+    def do_badrange(self, st, p, q):
+        data = body(p[0], int(p[1]))
+        self.send_body(data, 206, [("Content-Range", "bytes 0-%d/%d" %
+                                    (len(data) - 1, len(data)))])
+
+    def do_gate(self, st, p, q):
+        data = body(p[0], int(p[1]))
+        at = int(q.get("at", ["0"])[0])
+        self.send_response(200)
+        self.send_header("ETag", '"gate"')
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data[:at])
+        self.wfile.flush()
+        gate = st.gate(p[0])
+        while not gate.wait(0.1):
+            if self.server.quit.is_set():
+                self.close_connection = True
+                return
+        self.wfile.write(data[at:])
+
+    def do_trickle(self, st, p, q):
+        data = body(p[0], int(p[1]))
+        chunk = int(q.get("chunk", ["100"])[0])
+        every = float(q.get("every", ["0.05"])[0])
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        for i in range(0, len(data), chunk):
+            if self.server.quit.is_set():
+                break
+            self.wfile.write(data[i:i + chunk])
+            self.wfile.flush()
+            time.sleep(every)
+        self.close_connection = True
+
+    def do_closedelim(self, st, p, q):
+        data = body(p[0], int(p[1]))
+        cut = int(q.get("cut", [str(len(data))])[0])
+        self.send_response(200)
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(data[:cut])
+        self.close_connection = True
 
     def do_echo(self, st, p, q):
         text = "".join("%s: %s\n" % kv for kv in self.headers.items())

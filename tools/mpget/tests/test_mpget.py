@@ -256,6 +256,9 @@ def ignores_range(env):
     # file must start over, not be appended to.
     with open(os.path.join(env.out, "200000.part"), "wb") as f:
         f.write(b"X" * 5000)
+    # With the validator it came with: without one it is not resumed.
+    os.setxattr(os.path.join(env.out, "200000.part"),
+                "user.mpget.validator", b'"fixed"')
     check(env.run(["-c", base + "/norange/nr/200000"]) == 0, "exit code")
     env.expect_files(["200000"])
     env.expect_file("200000", data)
@@ -784,6 +787,309 @@ def header_redirect(env):
         for srv in (a, b):
             srv.shutdown()
             srv.server_close()
+
+# ------------------------------------------- files on disk (issue 18)
+# The promises about what mpget leaves in DIR, against the hostile
+# resources of faultserver.py: resumes of a file that changed, names a
+# server must not be given, things planted at NAME.part, a worker killed
+# between its rename and its report.
+
+def run_bounded(env, args, timeout=20, extra_env=None):
+    """mpget in a session of its own, killed whole (workers too) if it
+    outlives timeout: a hang is a failure, not a stuck test."""
+    cmd = [env.mpget, "-d", env.out, "--progress", "lines",
+           "--report", os.path.join(env.work, "report.json")]
+    cmd += [str(a) for a in args]
+    env.report_path = os.path.join(env.work, "report.json")
+    p = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True,
+                         start_new_session=True,
+                         env=dict(os.environ, **(extra_env or {})))
+    try:
+        _, err = p.communicate(timeout=timeout * MULT)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.communicate()
+        raise Fail("mpget hung: %s" % " ".join(cmd))
+    env.stderr = err
+    sys.stdout.write("$ %s\n%s" % (" ".join(cmd), err[-3000:]))
+    return p.returncode
+
+
+def wait_for(what, cond, secs=20):
+    deadline = time.monotonic() + secs * MULT
+    while not cond():
+        check(time.monotonic() < deadline, "timed out waiting: " + what)
+        time.sleep(0.02)
+
+
+def kill_mid_body(env, url, name, args=()):
+    """mpget killed whole (SIGKILL: a crash, the OOM killer) once
+    NAME.part has 1 MiB; the .part stays."""
+    part = os.path.join(env.out, name + ".part")
+    cmd = [env.mpget, "-d", env.out, "--progress", "none"] + list(args) + \
+        [url]
+    p = subprocess.Popen(cmd, stderr=subprocess.DEVNULL,
+                         start_new_session=True)
+    try:
+        wait_for(".part", lambda: os.path.exists(part) and
+                 os.path.getsize(part) >= 1 << 20)
+    finally:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
+    return os.path.getsize(part)
+
+
+def changed_resume(env, query, first_args):
+    """A .part of version 1 left by a killed run, the file changed on the
+    server: -c must give exactly version 2, never a splice."""
+    base = env.fault()
+    size = 4 << 20
+    url = base + "/changing/cr/%d?%s&hold=1" % (size, query)
+    kept = kill_mid_body(env, url, str(size), first_args)
+    check(0 < kept < size, "partial .part (%d)" % kept)
+    with env.srv.state.lock:
+        env.srv.state.version["cr"] = 2
+    check(run_bounded(env, ["-c", url]) == 0, "resume exit code")
+    env.expect_files([str(size)])
+    env.expect_file(str(size), body("cr:v2", size))
+
+
+@case
+def resume_changed_killed(env):
+    """Item 1: the run that left the .part had no -c: the validator must
+    still be stored with it, so -c sends If-Range and gets version 2."""
+    changed_resume(env, "v=etag", [])
+
+
+@case
+def resume_changed_no_validator(env):
+    """Item 1: a server with no ETag nor Last-Modified: a .part cannot be
+    trusted, -c starts over."""
+    changed_resume(env, "v=none", ["-c"])
+
+
+@case
+def resume_changed_ifrange_ignored(env):
+    """Item 1: the server ignores If-Range and sends a 206 of the new
+    version: its ETag differs from the .part's, so -c starts over."""
+    changed_resume(env, "v=etag&ifrange=0", ["-c"])
+    changed = [h for u, h in env.srv.state.log if u.startswith("/changing")]
+    check(changed[-1].get("Range") is None, "started over without Range")
+
+
+@case
+def resume_lastmod_ok(env):
+    """The good path of item 1: Last-Modified as the validator, the file
+    unchanged: -c resumes with Range and If-Range, exact bytes."""
+    base = env.fault()
+    size = 4 << 20
+    url = base + "/changing/lm/%d?v=lastmod&hold=1" % size
+    kept = kill_mid_body(env, url, str(size))
+    check(run_bounded(env, ["-c", url]) == 0, "resume exit code")
+    env.expect_file(str(size), body("lm:v1", size))
+    last = [h for u, h in env.srv.state.log if u.startswith("/changing")][-1]
+    check(last.get("Range") == "bytes=%d-" % kept, "resumed with Range")
+    check(last.get("If-Range", "").endswith("GMT"), "If-Range: the date")
+
+
+def find_data(env, data):
+    """The names in DIR holding exactly data."""
+    out = []
+    for n in env.files():
+        with open(os.path.join(env.out, n), "rb") as f:
+            if f.read() == data:
+                out.append(n)
+    return out
+
+
+@case
+def cd_reserved_names(env):
+    """Item 2: a Content-Disposition name that is another job's name or
+    ends in .part is refused (the URL's name is used): no download
+    vanishes, no bytes land under another job's name."""
+    base = env.fault()
+    b = body("cb", 3000)
+    for n, (at, fn, extra) in enumerate([
+            (0, "b.bin.part", []),            # before b.bin.part exists
+            (300000, "b.bin.part", ["--overwrite"]),   # while it is open
+            (0, "b.bin", []),                 # b.bin's own name
+            (0, "x.part", [])]):              # any .part
+        shutil.rmtree(env.out, ignore_errors=True)
+        gate = "ga%d" % n
+        a = body(gate, 400000)
+        lst = env.listfile(
+            "%s/gate/%s/400000?at=%d\n  out=b.bin\n  checksum=sha-256=%s\n"
+            "%s/cd/cb/3000?fn=%s\n" % (base, gate, at, sha256(a), base, fn))
+        args = ["-i", lst, "--content-disposition", "-j", "2",
+                "--processes", "1"] + extra
+        p = subprocess.Popen(
+            [env.mpget, "-d", env.out, "--progress", "none",
+             "--report", os.path.join(env.work, "report.json")] + args,
+            stderr=subprocess.PIPE, text=True, start_new_session=True)
+        try:
+            # The named file is placed while b.bin is still under way.
+            wait_for("the named file", lambda: find_data(env, b))
+            env.srv.state.open_gate(gate)
+            _, err = p.communicate(timeout=20 * MULT)
+        finally:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+        sys.stdout.write(err)
+        check(p.returncode == 0, "%s: exit 0, got %d" % (fn, p.returncode))
+        env.expect_file("b.bin", a)
+        where = find_data(env, b)
+        check(where == ["3000"], "%s: named file under %s, want the URL's "
+              "name (files %s)" % (fn, where, env.files()))
+        env.expect_files(["3000", "b.bin"])
+
+
+@case
+def part_replaced(env):
+    """Item 2: before the rename the .part must still be the file this
+    job wrote: one swapped in under it is not placed under the name."""
+    base = env.fault()
+    data = body("sw", 1 << 20)
+    lst = env.listfile("%s/gate/sw/%d?at=700000\n  out=a.bin\n"
+                       "  checksum=sha-256=%s\n" % (base, 1 << 20,
+                                                    sha256(data)))
+    os.makedirs(env.out)
+    part = os.path.join(env.out, "a.bin.part")
+    env.report_path = os.path.join(env.work, "report.json")
+    p = subprocess.Popen(
+        [env.mpget, "-d", env.out, "--progress", "none", "--report",
+         env.report_path, "-i", lst],
+        stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        wait_for(".part", lambda: os.path.exists(part) and
+                 os.path.getsize(part) > 0)
+        tmp = os.path.join(env.out, "planted")
+        with open(tmp, "wb") as f:
+            f.write(b"not what was verified\n")
+        os.rename(tmp, part)
+        env.srv.state.open_gate("sw")
+        _, err = p.communicate(timeout=20 * MULT)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+    sys.stdout.write(err)
+    check(p.returncode == 1, "exit 1, got %d" % p.returncode)
+    check(not os.path.exists(os.path.join(env.out, "a.bin")),
+          "the swapped file was placed under a.bin")
+    f = env.report()["files"][0]
+    check(f["status"] == "failed" and "replaced" in (f["error"] or ""),
+          "reason: %r" % f["error"])
+
+
+@case
+def part_hardlink(env):
+    """Item 5: a hard link planted at NAME.part to a file outside DIR:
+    that file is never written, with or without -c."""
+    base = env.fault()
+    os.makedirs(env.out)
+    outside = os.path.join(env.work, "outside.txt")
+    precious = b"precious, outside the folder\n" * 100
+    for name, args in (("x", []), ("y", ["-c"])):
+        with open(outside, "wb") as f:
+            f.write(precious)
+        os.link(outside, os.path.join(env.out, name + ".part"))
+        lst = env.listfile("%s/data/h%s/5000\n  out=%s\n" %
+                           (base, name, name))
+        check(run_bounded(env, args + ["-i", lst]) == 0, "exit code")
+        with open(outside, "rb") as f:
+            check(f.read() == precious, "%s: wrote through the link" % name)
+        env.expect_file(name, body("h" + name, 5000))
+        check(os.stat(os.path.join(env.out, name)).st_nlink == 1,
+              "%s: its own file" % name)
+    env.expect_files(["x", "y"])
+
+
+@case
+def part_fifo(env):
+    """Item 11: a FIFO planted at NAME.part neither hangs mpget nor is
+    written to: it is replaced by a regular file."""
+    base = env.fault()
+    os.makedirs(env.out)
+    for name, args in (("f", []), ("g", ["-c"])):
+        os.mkfifo(os.path.join(env.out, name + ".part"))
+        lst = env.listfile("%s/data/p%s/5000\n  out=%s\n" %
+                           (base, name, name))
+        check(run_bounded(env, args + ["-i", lst, "--timeout", "5",
+                                       "--stall-timeout", "2"],
+                          timeout=15) == 0, "exit code")
+        env.expect_file(name, body("p" + name, 5000))
+    env.expect_files(["f", "g"])
+
+
+@case
+def rename_then_die(env):
+    """Item 6: a worker killed after its rename and before its report:
+    the file is placed, so it is not fetched again as a.1.bin."""
+    base = env.fault()
+    lst = env.listfile("".join("%s/data/rd%s/%d\n  out=%s.bin\n" %
+                               (base, n, 1000 + i, n)
+                               for i, n in enumerate("abc")))
+    rc = run_bounded(env, ["-i", lst, "--processes", "1", "-j", "1"],
+                     extra_env={"MPGET_TEST_DIE_AFTER_RENAME": "a.bin"})
+    check("worker 0 ended with signal 9" in env.stderr, "the hook fired")
+    check(rc == 0, "exit 0, got %d" % rc)
+    env.expect_files(["a.bin", "b.bin", "c.bin"])
+    for i, n in enumerate("abc"):
+        env.expect_file(n + ".bin", body("rd" + n, 1000 + i))
+    with env.srv.state.lock:
+        hits = sum(1 for u, _ in env.srv.state.log
+                   if u.startswith("/data/rda"))
+    check(hits == 1, "a.bin fetched %d times" % hits)
+    f = by_url(env.report())[base + "/data/rda/1000"]
+    check(f["status"] == "ok" and f["file"] == "a.bin", "reported %s" % f)
+
+
+@case
+def lost_job_no_part(env):
+    """Item 16a: a job lost to two worker deaths leaves no .part."""
+    p, path, held, datas, report = held_run(env, 2)
+    first = kill_worker_holding(env, p, path, 1, datas)
+    kill_worker_holding(env, p, path, 2, datas, old=(first,))
+    finish(p)
+    check(p.returncode == 1, "exit 1, got %d" % p.returncode)
+    check(sorted(env.files()) == sorted(datas), "files %s" % env.files())
+
+
+@case
+def close_delimited_short(env):
+    """A body without Content-Length cut short by the server cannot be
+    told from a whole one: saved as it came, unless the list gives a
+    checksum, which then fails it and leaves nothing."""
+    base = env.fault()
+    url = base + "/closedelim/cl/10000?cut=4000"
+    check(run_bounded(env, [url]) == 0, "no checksum: saved")
+    env.expect_file("10000", body("cl", 10000)[:4000])
+    shutil.rmtree(env.out)
+    lst = env.listfile("%s\n  checksum=sha-256=%s\n" %
+                       (url, sha256(body("cl", 10000))))
+    check(run_bounded(env, ["-i", lst]) == 1, "checksum: exit 1")
+    env.expect_files([])
+    check("checksum" in env.report()["files"][0]["error"], "why")
+
+
+@case
+def hostile_ranges(env):
+    """A 206 whose Content-Range is not the range asked, and a trickling
+    body: exact bytes or a failure, never a splice."""
+    base = env.fault()
+    os.makedirs(env.out)
+    part = os.path.join(env.out, "9000.part")
+    with open(part, "wb") as f:
+        f.write(body("br", 9000)[:3000])
+    os.setxattr(part, "user.mpget.validator", b'"x"')
+    check(run_bounded(env, ["-c", base + "/badrange/br/9000",
+                            base + "/trickle/tr/3000?chunk=300&every=0.02",
+                            "--retries", "1", "--retry-wait", "0.05"]) == 0,
+          "exit code")
+    env.expect_file("9000", body("br", 9000))
+    env.expect_file("3000", body("tr", 3000))
+    env.expect_files(["3000", "9000"])
 
 
 def main():
