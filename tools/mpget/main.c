@@ -31,6 +31,9 @@ static const char usage_text[] =
 "      --content-disposition  use the server's Content-Disposition name\n"
 "      --no-clobber         skip a file whose name exists in DIR\n"
 "      --overwrite          replace existing files (default: NAME.1.EXT)\n"
+"      --no-fsync           do not flush each file to disk before its\n"
+"                           rename (faster for many small files; after a\n"
+"                           power loss a file may be empty or cut)\n"
 "  -c, --continue           resume NAME.part files left by an earlier run;\n"
 "                           files already in DIR are skipped\n"
 "\n"
@@ -82,6 +85,7 @@ enum {
 	OPT_CD,
 	OPT_NO_CLOBBER,
 	OPT_OVERWRITE,
+	OPT_NO_FSYNC,
 	OPT_RETRIES,
 	OPT_RETRY_WAIT,
 	OPT_CONNECT_TIMEOUT,
@@ -106,6 +110,7 @@ static const struct option longopts[] = {
 	{"content-disposition", no_argument, NULL, OPT_CD},
 	{"no-clobber", no_argument, NULL, OPT_NO_CLOBBER},
 	{"overwrite", no_argument, NULL, OPT_OVERWRITE},
+	{"no-fsync", no_argument, NULL, OPT_NO_FSYNC},
 	{"retries", required_argument, NULL, OPT_RETRIES},
 	{"retry-wait", required_argument, NULL, OPT_RETRY_WAIT},
 	{"connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT},
@@ -264,6 +269,9 @@ int main(int argc, char **argv)
 			break;
 		case OPT_NO_CLOBBER:
 			o.no_clobber = true;
+			break;
+		case OPT_NO_FSYNC:
+			o.no_fsync = true;
 			break;
 		case OPT_OVERWRITE:
 			o.overwrite = true;

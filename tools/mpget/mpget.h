@@ -44,7 +44,7 @@ struct opts {
 	bool insecure;
 	bool strict;
 	bool location_trusted;  /* -H headers also to redirects' hosts */
-	bool no_fsync;
+	bool no_fsync;          /* --no-fsync: no fdatasync before rename */
 	int retries;
 	double retry_wait;      /* first backoff, seconds */
 	double connect_timeout; /* seconds, 0 = libcurl's default */
