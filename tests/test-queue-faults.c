@@ -1,9 +1,12 @@
 /* Queue faults: processes that die waiting, inside a put or get, or at
- * random points under load must not wedge, duplicate or tear anything. */
+ * random points under load must not wedge, duplicate or tear anything;
+ * and a live holder's side lock is never taken from it.  Arms fault
+ * points (src/fault.h): MP_TEST_FAULTS. */
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "fault.h"
 #include "internal.h"
 #include "test.h"
 
@@ -105,6 +108,117 @@ TEST(fault_dead_in_get)
 	ASSERT_OK(mp_queue_put(g_q, buf, 40, 5));
 	kill(c, SIGKILL);
 	test_wait(c);
+	mp_queue_free(g_q);
+}
+
+/* ---- a live holder's lock is never freed ---- */
+
+/* Wait until pid stops at its fault point. */
+static void wait_stopped(pid_t pid)
+{
+	int st;
+	while (waitpid(pid, &st, WUNTRACED) < 0)
+		ASSERT_EQ(errno, EINTR);
+	ASSERT(WIFSTOPPED(st));
+}
+
+static const char *g_point;
+
+/* Put `arg` (a string) with the point g_point armed to stop. */
+static int put_stopping(void *arg)
+{
+	mp__fault_arm(g_point, MP__FAULT_STOP, 1);
+	return mp_queue_put(g_q, arg, strlen(arg), MP_FOREVER) ? 1 : 0;
+}
+
+/* A holder stopped right after its CAS took the producer lock, after a
+ * dead producer's lock was freed by a consumer (the dead one's start time
+ * was left beside the word): a producer waiting for it must time out, not
+ * call it dead and take its lock. */
+TEST(fault_live_holder_after_dead_one)
+{
+	char buf[64];
+	g_q = mp_queue_new(100);
+	ASSERT_NOT_NULL(g_q);
+	ASSERT_EQ(test_wait(test_fork(die_holding, (void *)0)), 0);
+	/* A get sleeps a slice, finds the producer dead, frees its lock. */
+	ASSERT_ERR(mp_queue_get(g_q, buf, sizeof(buf), 0.15), -ETIMEDOUT);
+	g_point = "queue.lock.taken";
+	pid_t h = test_fork(put_stopping, (void *)"held");
+	wait_stopped(h);
+	/* Several slices, each ending in a check of the holder. */
+	ASSERT_ERR(mp_queue_put(g_q, "waiter", 6, 0.3), -ETIMEDOUT);
+	ASSERT_ERR(mp_queue_put(g_q, "try", 3, 0), -ETIMEDOUT);
+	ASSERT_EQ(mp_queue_qsize(g_q), 0);
+	kill(h, SIGCONT);
+	ASSERT_EQ(test_wait(h), 0);
+	ASSERT_EQ(mp_queue_qsize(g_q), 1);
+	ASSERT_EQ(mp_queue_get(g_q, buf, sizeof(buf), 0), 4);
+	ASSERT(memcmp(buf, "held", 4) == 0);
+	ASSERT_ERR(mp_queue_get(g_q, buf, sizeof(buf), 0), -ETIMEDOUT);
+	mp_queue_free(g_q);
+}
+
+static int g_cmd[2], g_ack[2];
+
+/* Put "first" stopping inside it, then on a word from the test take the
+ * producer lock again and hold it; on a second word, die holding it. */
+static int put_then_hold(void *arg)
+{
+	(void)arg;
+	char c;
+	if (put_stopping((void *)"first"))
+		return 1;
+	if (read(g_cmd[0], &c, 1) != 1 || mp__queue_test_hold(g_q, 0) ||
+	    write(g_ack[1], &c, 1) != 1)
+		return 2;
+	if (read(g_cmd[0], &c, 1) != 1)
+		return 3;
+	_exit(0);
+}
+
+/* The recoverer stops between its snapshot of the word and its verdict;
+ * meanwhile the holder releases and takes the lock again, and the word
+ * reads as it did in the snapshot.  Continued, the recoverer must not
+ * free it; once the holder dies, it must.  Every put that returned 0 is
+ * queued, exactly once. */
+TEST(fault_stale_snapshot_cannot_free)
+{
+	char buf[64];
+	g_q = mp_queue_new(256);
+	ASSERT_NOT_NULL(g_q);
+	ASSERT_OK(pipe(g_cmd));
+	ASSERT_OK(pipe(g_ack));
+	g_point = "queue.lock.taken";
+	pid_t h = test_fork(put_then_hold, NULL);
+	wait_stopped(h);
+	g_point = "queue.recover.snapshot";
+	pid_t r = test_fork(put_stopping, (void *)"recoverer");
+	wait_stopped(r); /* slept a slice, snapshot of h's word taken */
+	kill(h, SIGCONT);
+	ASSERT_EQ(mp_queue_get(g_q, buf, sizeof(buf), 5), 5);
+	ASSERT(memcmp(buf, "first", 5) == 0);
+	char c = 'x';
+	ASSERT_EQ(write(g_cmd[1], &c, 1), 1); /* h takes the lock again */
+	ASSERT_EQ(read(g_ack[0], &c, 1), 1);
+	/* Our own put waits too, and sets the waiter bit again: the word is
+	 * h's id | LOCKWAIT, what the recoverer saw. */
+	ASSERT_ERR(mp_queue_put(g_q, "mine", 4, 0.2), -ETIMEDOUT);
+	kill(r, SIGCONT);
+	ASSERT_ERR(mp_queue_put(g_q, "mine", 4, 0.2), -ETIMEDOUT);
+	ASSERT_EQ(mp_queue_qsize(g_q), 0);
+	ASSERT_ERR(mp_queue_get(g_q, buf, sizeof(buf), 0), -ETIMEDOUT);
+	/* Now h dies holding: the recoverer frees the lock and puts. */
+	ASSERT_EQ(write(g_cmd[1], &c, 1), 1);
+	ASSERT_EQ(test_wait(h), 0);
+	ASSERT_EQ(test_wait(r), 0);
+	ASSERT_OK(mp_queue_put(g_q, "last", 4, 5));
+	ASSERT_EQ(mp_queue_qsize(g_q), 2);
+	ASSERT_EQ(mp_queue_get(g_q, buf, sizeof(buf), 0), 9);
+	ASSERT(memcmp(buf, "recoverer", 9) == 0);
+	ASSERT_EQ(mp_queue_get(g_q, buf, sizeof(buf), 0), 4);
+	ASSERT(memcmp(buf, "last", 4) == 0);
+	ASSERT_ERR(mp_queue_get(g_q, buf, sizeof(buf), 0), -ETIMEDOUT);
 	mp_queue_free(g_q);
 }
 
@@ -252,4 +366,5 @@ TEST(fault_random_sigkill)
 }
 
 TEST_MAIN(T(fault_waiters_killed), T(fault_dead_in_put),
-	  T(fault_dead_in_get), T_TIMEOUT(fault_random_sigkill, 90))
+	  T(fault_dead_in_get), T(fault_live_holder_after_dead_one),
+	  T(fault_stale_snapshot_cannot_free), T_TIMEOUT(fault_random_sigkill, 90))
