@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -36,8 +37,11 @@
 MP__TLS pid_t mp__self_tid;
 MP__TLS uint64_t mp__self_lock_id;
 
-/* The reserve slot, and the lock that orders its lending. */
+/* The reserve slot (an O_PATH descriptor of "/"), what it is, and the
+ * lock that orders its lending. */
 static int spare_fd = -1;
+static dev_t spare_dev;
+static ino_t spare_ino;
 static pthread_mutex_t spare_lock = PTHREAD_MUTEX_INITIALIZER;
 
 _Noreturn void mp__fatal(const char *file, int line, const char *what)
@@ -46,9 +50,31 @@ _Noreturn void mp__fatal(const char *file, int line, const char *what)
 	abort();
 }
 
-static int take_spare(void)
+/* Called with spare_lock held (or before any thread). */
+static void take_spare(void)
 {
-	return open("/", O_PATH | O_CLOEXEC);
+	struct stat st;
+
+	spare_fd = open("/", O_PATH | O_CLOEXEC);
+	if (spare_fd >= 0 && fstat(spare_fd, &st) == 0) {
+		spare_dev = st.st_dev;
+		spare_ino = st.st_ino;
+	} else if (spare_fd >= 0) {
+		close(spare_fd);
+		spare_fd = -1;
+	}
+}
+
+/* Whether spare_fd is still ours: a program may have closed all its
+ * descriptors (and reused the number) or dup2()ed onto it.  Never close
+ * a descriptor that is not ours. */
+static bool spare_is_ours(void)
+{
+	struct stat st;
+	int flags = fcntl(spare_fd, F_GETFL);
+
+	return flags >= 0 && (flags & O_PATH) && fstat(spare_fd, &st) == 0 &&
+	       st.st_dev == spare_dev && st.st_ino == spare_ino;
 }
 
 /* The child must not inherit the spare lock held by a thread that is not
@@ -74,7 +100,7 @@ static void atfork_child(void)
 
 __attribute__((constructor)) static void self_init(void)
 {
-	spare_fd = take_spare();
+	take_spare();
 	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 }
 
@@ -103,10 +129,12 @@ static ssize_t read_small(const char *path, char *buf, size_t size)
 	if (n >= 0 || (errno != EMFILE && errno != ENFILE))
 		return n;
 	pthread_mutex_lock(&spare_lock);
-	if (spare_fd >= 0) {
+	if (spare_fd >= 0 && spare_is_ours()) {
 		close(spare_fd);
 		n = read_path(path, buf, size);
-		spare_fd = take_spare();
+		take_spare();
+	} else {
+		spare_fd = -1;
 	}
 	pthread_mutex_unlock(&spare_lock);
 	return n;
@@ -160,8 +188,8 @@ uint64_t mp__lock_id_slow(void)
 	/* Without a spare, the next thread out of descriptors is unknown:
 	 * try to get it back while we can (once a thread). */
 	pthread_mutex_lock(&spare_lock);
-	if (spare_fd < 0)
-		spare_fd = take_spare();
+	if (spare_fd < 0 || !spare_is_ours())
+		take_spare();
 	pthread_mutex_unlock(&spare_lock);
 	return mp__self_lock_id;
 }

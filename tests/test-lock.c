@@ -1,6 +1,7 @@
 /* Lock: mutual exclusion between processes and threads, owner death. */
 #include <pthread.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 #include "internal.h"
 #include "test.h"
@@ -215,12 +216,13 @@ struct fdless {
 	int up[2], down[2];
 };
 
-/* Out of descriptors before its first lock, take both locks, say so, hold
- * them until told, then release: exit 0 when every call said 0. */
+/* Out of descriptors before its first lock, take both locks, say so (with
+ * the start time it found for itself), hold them until told, then
+ * release: exit 0 when every call said 0. */
 static int hold_without_fds(void *arg)
 {
 	struct fdless *f = arg;
-	char c = 'x';
+	char c;
 	if (use_all_fds())
 		return 10;
 	if (mp_lock_acquire(&f->lock, MP_FOREVER))
@@ -228,7 +230,9 @@ static int hold_without_fds(void *arg)
 	if (mp_rlock_acquire(&f->rlock, MP_FOREVER) ||
 	    mp_rlock_acquire(&f->rlock, 0))
 		return 12;
-	if (write(f->up[1], &c, 1) != 1 || read(f->down[0], &c, 1) != 1)
+	uint64_t start = mp__self_start();
+	if (write(f->up[1], &start, sizeof(start)) != sizeof(start) ||
+	    read(f->down[0], &c, 1) != 1)
 		return 13;
 	if (mp_lock_release(&f->lock))
 		return 14;
@@ -248,8 +252,11 @@ TEST(lock_holder_out_of_fds_is_alive)
 	ASSERT_OK(pipe(f->up));
 	ASSERT_OK(pipe(f->down));
 	pid_t holder = test_fork(hold_without_fds, f);
-	char c;
-	ASSERT_EQ(read(f->up[0], &c, 1), 1);
+	uint64_t start;
+	char c = 'x';
+	ASSERT_EQ(read(f->up[0], &start, sizeof(start)), sizeof(start));
+	/* It read its start time all the same (the reserve descriptor). */
+	ASSERT_EQ(start, mp__task_start(holder));
 	/* Several sleep slices: each ends in a check of the holder. */
 	ASSERT_ERR(mp_lock_acquire(&f->lock, 0.3), -ETIMEDOUT);
 	ASSERT_ERR(mp_lock_acquire(&f->lock, 0), -ETIMEDOUT);
@@ -261,6 +268,71 @@ TEST(lock_holder_out_of_fds_is_alive)
 	ASSERT_OK(mp_lock_release(&f->lock));
 	ASSERT_OK(mp_rlock_acquire(&f->rlock, 0));
 	ASSERT_OK(mp_rlock_release(&f->rlock));
+	mp_shared_free(f);
+}
+
+/* The library's reserve descriptor: an O_PATH descriptor of "/". */
+static int find_spare(void)
+{
+	struct stat root, st;
+	if (stat("/", &root))
+		return -1;
+	for (int fd = 0; fd < 1024; fd++) {
+		int fl = fcntl(fd, F_GETFL);
+		if (fl >= 0 && (fl & O_PATH) && fstat(fd, &st) == 0 &&
+		    st.st_dev == root.st_dev && st.st_ino == root.st_ino)
+			return fd;
+	}
+	return -1;
+}
+
+/* As hold_without_fds, its reserve taken from it first (dup2 over it, as
+ * a program that reuses descriptor numbers would): its start time stays
+ * unknown while it has no descriptor; then it frees one and releases. */
+static int hold_unknown(void *arg)
+{
+	struct fdless *f = arg;
+	char c;
+	int spare = find_spare();
+	int nul = open("/dev/null", O_RDONLY);
+	if (spare < 0 || nul < 0 || dup2(nul, spare) != spare || close(nul))
+		return 10;
+	if (use_all_fds())
+		return 11;
+	if (mp_lock_acquire(&f->lock, MP_FOREVER))
+		return 12;
+	uint64_t start = mp__self_start();
+	if (write(f->up[1], &start, sizeof(start)) != sizeof(start) ||
+	    read(f->down[0], &c, 1) != 1)
+		return 13;
+	/* Not ours: the library must not have closed it. */
+	if (fcntl(spare, F_GETFL) < 0 || close(spare))
+		return 14;
+	if (mp__self_start() == MP__START_UNKNOWN)
+		return 15;
+	return mp_lock_release(&f->lock) ? 16 : 0;
+}
+
+/* A holder whose start time could not be read at all is alive while its
+ * tid is; the id is not kept, and the release under the known id works. */
+TEST(lock_holder_unknown_start_is_alive)
+{
+	struct fdless *f = mp_shared_alloc(sizeof(*f));
+	ASSERT_NOT_NULL(f);
+	ASSERT_OK(mp_lock_init(&f->lock));
+	ASSERT_OK(pipe(f->up));
+	ASSERT_OK(pipe(f->down));
+	pid_t holder = test_fork(hold_unknown, f);
+	uint64_t start;
+	char c = 'x';
+	ASSERT_EQ(read(f->up[0], &start, sizeof(start)), sizeof(start));
+	ASSERT_EQ(start, MP__START_UNKNOWN);
+	ASSERT_ERR(mp_lock_acquire(&f->lock, 0.3), -ETIMEDOUT);
+	ASSERT_ERR(mp_lock_acquire(&f->lock, 0), -ETIMEDOUT);
+	ASSERT_EQ(write(f->down[1], &c, 1), 1);
+	ASSERT_EQ(test_wait(holder), 0);
+	ASSERT_OK(mp_lock_acquire(&f->lock, 0));
+	ASSERT_OK(mp_lock_release(&f->lock));
 	mp_shared_free(f);
 }
 
@@ -322,4 +394,5 @@ TEST_MAIN(T(lock_bad_input), T_TIMEOUT(lock_exact_count_processes, 60),
 	  T(lock_owner_killed_while_others_wait),
 	  T(lock_try_on_dead_owner_recovers),
 	  T(lock_owner_exits_normally_while_holding),
-	  T(lock_holder_out_of_fds_is_alive), T(lock_recycled_pid_recovered))
+	  T(lock_holder_out_of_fds_is_alive),
+	  T(lock_holder_unknown_start_is_alive), T(lock_recycled_pid_recovered))
