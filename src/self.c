@@ -4,12 +4,16 @@
  * An owner (of a lock, a queue side, a barrier round) is named by its tid
  * and its start time, as an owner id (internal.h): 22 bits of tid and 39
  * bits of start time in clock ticks, one 64-bit word that lock.c and
- * queue.c store whole in their lock words.  The kernel never gives a live
- * task the (tid, start time) of another, live or dead, short of 174 years
- * of uptime, so the pair cannot be forged by recycling a pid: a task that
- * was given a dead owner's tid started later.  And as the pair is one
- * atomic value, a waiter's snapshot of it names one task, whatever the
- * word holds by the time the waiter acts on it.
+ * queue.c store whole in their lock words.  A task that was given a dead
+ * owner's tid started later, so the pair cannot be forged by recycling
+ * pids, however many forks one makes: the new task would have to start in
+ * the very tick (10 ms) the owner started in, so the owner would have to
+ * live less than a tick and its tid come round the whole pid space in
+ * that time (39 bits of ticks wrap after 174 years of uptime).  Only a
+ * privileged process that picks pids (clone3 set_tid, ns_last_pid) could
+ * do that.  And as the pair is one atomic value, a waiter's snapshot of it
+ * names one task, whatever the word holds by the time the waiter acts on
+ * it: a task found dead stays dead.
  *
  * A waiter that suspects the owner died reads /proc/<tid>/stat: gone, a
  * zombie, or another start time is dead.  /proc is read only on slow paths
