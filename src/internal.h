@@ -138,4 +138,8 @@ int mp__lock_test_set_owner(mp_lock *l, uint64_t id);
  * or get would; with side 0 also scribble a half record past the tail. */
 int mp__queue_test_hold(mp_queue *q, int side);
 
+/* For tests of queue.c: give up the side lock that mp__queue_test_hold
+ * took, as a put or get does at its end. */
+int mp__queue_test_unlock(mp_queue *q, int side);
+
 #endif

@@ -767,3 +767,17 @@ int mp__queue_test_hold(mp_queue *q, int side)
 	}
 	return 0;
 }
+
+/* For tests only (declared in internal.h). */
+int mp__queue_test_unlock(mp_queue *q, int side)
+{
+	struct queue_shared *s = shared(q);
+
+	if (!valid(s) || side < 0 || side > 1)
+		return -EINVAL;
+	if (side)
+		unlock_side(&s->cons, &s->space_event);
+	else
+		unlock_side(&s->prod, &s->data_event);
+	return 0;
+}

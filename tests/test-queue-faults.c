@@ -177,12 +177,11 @@ static int put_then_hold(void *arg)
 	_exit(0);
 }
 
-/* The recoverer stops between its snapshot of the word and its verdict;
- * meanwhile the holder releases and takes the lock again, and the word
- * reads as it did in the snapshot.  Continued, the recoverer must not
- * free it; once the holder dies, it must.  Every put that returned 0 is
- * queued, exactly once. */
-TEST(fault_stale_snapshot_cannot_free)
+/* A recoverer that slept a slice stops between its snapshot of the word
+ * and its verdict, while the holder puts and takes the lock again: the
+ * word reads as it did.  Continued, it must not free it; once the holder
+ * dies, it must.  Every put that returned 0 is queued, exactly once. */
+TEST(fault_recoverer_waits_out_live_holder)
 {
 	char buf[64];
 	g_q = mp_queue_new(256);
@@ -218,6 +217,93 @@ TEST(fault_stale_snapshot_cannot_free)
 	ASSERT(memcmp(buf, "recoverer", 9) == 0);
 	ASSERT_EQ(mp_queue_get(g_q, buf, sizeof(buf), 0), 4);
 	ASSERT(memcmp(buf, "last", 4) == 0);
+	ASSERT_ERR(mp_queue_get(g_q, buf, sizeof(buf), 0), -ETIMEDOUT);
+	mp_queue_free(g_q);
+}
+
+static int g_ack2[2];
+
+/* Wait until the clock is past the tick pid started in: a child forked
+ * then has another start time (processes forked within one 10 ms tick
+ * share it). */
+static void later_tick_than(pid_t pid)
+{
+	uint64_t start = mp__task_start(pid);
+	long hz = sysconf(_SC_CLK_TCK);
+	ASSERT_CMP(start, >, 0);
+	for (;;) {
+		struct timespec ts;
+		clock_gettime(CLOCK_BOOTTIME, &ts);
+		uint64_t now = (uint64_t)ts.tv_sec * (uint64_t)hz +
+			       (uint64_t)ts.tv_nsec / (1000000000u / (uint64_t)hz);
+		if (now > start)
+			return;
+		sched_yield();
+	}
+}
+
+/* Hold the producer lock; on a word from the test, give it up; on the
+ * next, put "again", stopping right after the CAS that takes the lock. */
+static int hold_release_put(void *arg)
+{
+	(void)arg;
+	char c = 'x';
+	mp__fault_arm("queue.lock.taken", MP__FAULT_STOP, 2);
+	if (mp__queue_test_hold(g_q, 0) || write(g_ack2[1], &c, 1) != 1)
+		return 1;
+	if (read(g_cmd[0], &c, 1) != 1 || mp__queue_test_unlock(g_q, 0) ||
+	    write(g_ack2[1], &c, 1) != 1)
+		return 2;
+	if (read(g_cmd[0], &c, 1) != 1)
+		return 3;
+	return mp_queue_put(g_q, "again", 5, MP_FOREVER) ? 4 : 0;
+}
+
+/* A try (timeout 0) that finds the lock held looks at the holder once. */
+static int try_put_stopping(void *arg)
+{
+	mp__fault_arm("queue.recover.snapshot", MP__FAULT_STOP, 1);
+	int r = mp_queue_put(g_q, arg, strlen(arg), 0);
+	return r == -ETIMEDOUT ? 0 : 1;
+}
+
+/* The ABA of issue 18: the recoverer takes its snapshot of the word (h
+ * holds) and stops before its verdict; h releases, another producer dies
+ * holding and is cleared, h takes the lock again, so the word reads as in
+ * the snapshot, and only then does the recoverer judge.  It must find h
+ * alive and leave its lock alone: a put of ours still times out, and the
+ * queue holds exactly h's message. */
+TEST(fault_stale_snapshot_cannot_free)
+{
+	char buf[64], c = 'x';
+	g_q = mp_queue_new(256);
+	ASSERT_NOT_NULL(g_q);
+	ASSERT_OK(pipe(g_cmd));
+	ASSERT_OK(pipe(g_ack2));
+	pid_t h = test_fork(hold_release_put, NULL);
+	ASSERT_EQ(read(g_ack2[0], &c, 1), 1); /* h holds */
+	pid_t r = test_fork(try_put_stopping, (void *)"recoverer");
+	wait_stopped(r); /* its snapshot names h */
+	ASSERT_EQ(write(g_cmd[1], &c, 1), 1);
+	ASSERT_EQ(read(g_ack2[0], &c, 1), 1); /* h released */
+	/* Someone else (started in a later clock tick than h, as nearly
+	 * always) holds the lock and dies; a try of ours clears it. */
+	later_tick_than(h);
+	ASSERT_EQ(test_wait(test_fork(die_holding, (void *)0)), 0);
+	ASSERT_ERR(mp_queue_put(g_q, "try", 3, 0), -ETIMEDOUT);
+	ASSERT_EQ(write(g_cmd[1], &c, 1), 1);
+	wait_stopped(h); /* h holds again: the word is as r saw it */
+	kill(r, SIGCONT);
+	ASSERT_EQ(test_wait(r), 0);
+	/* h still holds its lock. */
+	ASSERT_ERR(mp_queue_put(g_q, "mine", 4, 0), -ETIMEDOUT);
+	ASSERT_ERR(mp_queue_put(g_q, "mine", 4, 0.1), -ETIMEDOUT);
+	ASSERT_EQ(mp_queue_qsize(g_q), 0);
+	kill(h, SIGCONT);
+	ASSERT_EQ(test_wait(h), 0);
+	ASSERT_EQ(mp_queue_qsize(g_q), 1);
+	ASSERT_EQ(mp_queue_get(g_q, buf, sizeof(buf), 0), 5);
+	ASSERT(memcmp(buf, "again", 5) == 0);
 	ASSERT_ERR(mp_queue_get(g_q, buf, sizeof(buf), 0), -ETIMEDOUT);
 	mp_queue_free(g_q);
 }
@@ -367,4 +453,5 @@ TEST(fault_random_sigkill)
 
 TEST_MAIN(T(fault_waiters_killed), T(fault_dead_in_put),
 	  T(fault_dead_in_get), T(fault_live_holder_after_dead_one),
+	  T(fault_recoverer_waits_out_live_holder),
 	  T(fault_stale_snapshot_cannot_free), T_TIMEOUT(fault_random_sigkill, 90))
