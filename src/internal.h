@@ -23,11 +23,9 @@ _Noreturn void mp__fatal(const char *file, int line, const char *what);
  * in the child of every fork().  Inline: a lock's fast path reads it. */
 #define MP__TLS __attribute__((tls_model("initial-exec"))) __thread
 extern MP__TLS pid_t mp__self_tid MP__HIDDEN;
-extern MP__TLS uint64_t mp__self_start_time MP__HIDDEN;
-extern MP__TLS uint32_t mp__self_lock_id MP__HIDDEN;
+extern MP__TLS uint64_t mp__self_lock_id MP__HIDDEN;
 pid_t mp__tid_slow(void);
-uint64_t mp__self_start_slow(void);
-uint32_t mp__lock_id_slow(void);
+uint64_t mp__lock_id_slow(void);
 
 static inline pid_t mp__tid(void)
 {
@@ -35,34 +33,82 @@ static inline pid_t mp__tid(void)
 	return MP__LIKELY(t != 0) ? t : mp__tid_slow();
 }
 
-/* The start time of task `tid` (clock ticks since boot, /proc stat field 22)
- * or 0 when it is gone.  Together with the tid it names a task for good:
- * a recycled tid has a later start time. */
-uint64_t mp__task_start(pid_t tid);
+/*
+ * Owner ids (see self.c): a thread named for good in 64 bits, its tid and
+ * its start time (clock ticks since boot, /proc stat field 22):
+ *	bits  0-21  tid (the kernel's PID_MAX_LIMIT is 2^22)
+ *	bits 22-28  start time, bits 0-6
+ *	bits 29-31  0: free for the user's flags
+ *	bits 32-63  start time, bits 7-38
+ * A lock word is an id | flags, and its low half is the futex.  A start
+ * time that could not be read is MP__START_UNKNOWN (all 39 bits set: 174
+ * years of uptime); such an owner counts as alive while its tid lives.
+ */
+#define MP__ID_TID 0x003fffffu
+#define MP__ID_FLAGS 0xe0000000u
+#define MP__ID_MASK (~(uint64_t)MP__ID_FLAGS)
+#define MP__START_BITS 39
+#define MP__START_UNKNOWN (((uint64_t)1 << MP__START_BITS) - 1)
 
-/* The calling thread's own start time, cached like mp__tid(). */
-static inline uint64_t mp__self_start(void)
+static inline uint64_t mp__id_make(pid_t tid, uint64_t start)
 {
-	uint64_t s = mp__self_start_time;
-	return MP__LIKELY(s != 0) ? s : mp__self_start_slow();
+	start &= MP__START_UNKNOWN;
+	return ((uint64_t)(uint32_t)tid & MP__ID_TID) | (start & 0x7f) << 22 |
+	       (start >> 7) << 32;
 }
 
-/* The calling thread as a lock owner: tid | (start time & 0x1ff) << 22
- * (see lock.c), cached like mp__tid(). */
-static inline uint32_t mp__lock_id(void)
+static inline pid_t mp__id_tid(uint64_t id)
 {
-	uint32_t id = mp__self_lock_id;
+	return (pid_t)(id & MP__ID_TID);
+}
+
+static inline uint64_t mp__id_start(uint64_t id)
+{
+	return (id >> 22 & 0x7f) | (id >> 32) << 7;
+}
+
+/* The calling thread as an owner id.  Cached once its start time is
+ * known; until then every call tries /proc again. */
+static inline uint64_t mp__lock_id(void)
+{
+	uint64_t id = mp__self_lock_id;
 	return MP__LIKELY(id != 0) ? id : mp__lock_id_slow();
 }
 
-/* Whether task `tid` still runs and the low 9 bits of its start time are
- * `tag`: false when it is gone, a zombie, or a younger task with its tid. */
-bool mp__task_alive_tag(pid_t tid, uint32_t tag);
+/* The calling thread's own start time, or MP__START_UNKNOWN. */
+static inline uint64_t mp__self_start(void)
+{
+	return mp__id_start(mp__lock_id());
+}
+
+/* Whether the owner id in `word` (flags ignored) is the calling thread.
+ * An id taken while our start time was unknown is still ours once it is
+ * known: no other live task has our tid. */
+static inline bool mp__id_is_mine(uint64_t word)
+{
+	uint64_t id = word & MP__ID_MASK;
+	if (MP__LIKELY(id == mp__lock_id()))
+		return true;
+	return mp__id_start(id) == MP__START_UNKNOWN &&
+	       mp__id_tid(id) == mp__tid();
+}
+
+/* The start time of task `tid` or 0 when it is gone (or /proc cannot
+ * tell).  Together with the tid it names a task for good: a recycled tid
+ * has a later start time. */
+uint64_t mp__task_start(pid_t tid);
 
 /* Whether task `tid` still runs: false when it is gone, a zombie, or its
- * tid now names a younger task than the one that started at `start` (when
- * start is not 0). */
+ * tid now names another task than the one that started at `start`.  With
+ * start 0 or MP__START_UNKNOWN, only gone or a zombie is dead.  When /proc
+ * cannot be read, kill(2) decides: never calls a live task dead. */
 bool mp__task_alive(pid_t tid, uint64_t start);
+
+/* Whether the owner named by id (flags ignored) may still run. */
+static inline bool mp__id_alive(uint64_t id)
+{
+	return mp__task_alive(mp__id_tid(id), mp__id_start(id));
+}
 
 /* The shared arena exists once this returns 0; process.c calls it before
  * every fork so that children share it. */
@@ -83,9 +129,17 @@ bool mp__lock_is_valid(mp_lock *l);
  * the answer "true" is stable: the holder alone can change it. */
 bool mp__lock_is_mine(mp_lock *l);
 
+/* For tests: make l look held by the owner `id` (mp__id_make), as if
+ * that task had taken it.  Return: 0, -EINVAL. */
+int mp__lock_test_set_owner(mp_lock *l, uint64_t id);
+
 /* For tests of queue.c: take the producer (side 0) or consumer (side 1)
  * lock of a queue and return holding it, as a process killed inside a put
  * or get would; with side 0 also scribble a half record past the tail. */
 int mp__queue_test_hold(mp_queue *q, int side);
+
+/* For tests of queue.c: give up the side lock that mp__queue_test_hold
+ * took, as a put or get does at its end. */
+int mp__queue_test_unlock(mp_queue *q, int side);
 
 #endif

@@ -1,24 +1,31 @@
 /*
  * Lock: a futex mutex that survives the death of its holder.
  *
- * The word:  0               unlocked
- *            id              locked by the thread with that id, nobody
- *                            sleeps
- *            id | WAIT       locked, and someone may sleep on the word
- * where id = tid | tag << 22: a tid fits in 22 bits (the kernel's
- * PID_MAX_LIMIT is 2^22) and the tag is the low 9 bits of the thread's
- * start time (see self.c).  The tag tells a recycled tid from the dead
- * owner (a new task has the same tag one time in 512, and only if the tid
- * came back while the lock was held), and costs nothing: the whole id is
- * one cached per-thread value, so the lock word is all there is.
+ * The word (64 bits):  0               unlocked
+ *                      id              locked by the thread with that
+ *                                      owner id, nobody sleeps
+ *                      id | WAIT       locked, and someone may sleep
+ * where id is the holder's owner id (internal.h, self.c): its tid and 39
+ * bits of its start time, which name one task for good.  The futex is the
+ * word's low half (tid, 7 bits of start time, WAIT): that is where WAIT
+ * is set, and the only part a sleeper needs to see change.
+ *
+ * So the whole identity of the holder is the one value a CAS takes and a
+ * waiter loads: a snapshot names exactly one task, never the tid of one
+ * and the start time of another.  A recycled pid cannot pass for the dead
+ * holder (it has a later start time), and a stale snapshot cannot match
+ * the word of another holder: only the same task, which the check found
+ * alive, has that id.
  *
  * Uncontended acquire and release are one atomic instruction each and make
- * no system call.  A waiter spins for an adaptive budget (spin.h), then
- * sets WAIT and sleeps on the word in slices.  When a slice ends with the
- * same owner, it checks whether that owner still lives, and if not, takes
- * the lock over with a CAS from the exact word it saw (so two waiters
- * cannot both recover it, and a waiter whose view is stale fails the CAS)
- * and reports -EOWNERDEAD.
+ * no system call (the id is one cached per-thread value).  A waiter spins
+ * for an adaptive budget (spin.h), then sets WAIT and sleeps on the word
+ * in slices.  When a slice ends with the same owner, it checks whether
+ * that owner still lives, and if not, takes the lock over with a CAS from
+ * the exact word it saw (so two waiters cannot both recover it, and a
+ * waiter whose view is stale fails the CAS) and reports -EOWNERDEAD.  An
+ * owner whose start time was unknown (self.c) counts as alive until its
+ * tid is gone or a zombie.
  */
 #include <errno.h>
 #include <stdatomic.h>
@@ -29,24 +36,29 @@
 
 #define LOCK_MAGIC 0x4c4f434bu /* "LOCK" */
 #define WAIT 0x80000000u
-#define ID_MASK (~WAIT)
-#define TID_MASK 0x003fffffu
-#define TAG_SHIFT 22
 #define SLICE_NS (40 * 1000000)
 
 struct lock_shared {
-	_Atomic uint32_t word;
+	_Atomic uint64_t word;
 	uint32_t magic;
 	_Atomic uint32_t spin; /* spin budget hint, see spin.h */
-	uint32_t reserved;     /* room for the future, ABI */
 };
 
 _Static_assert(sizeof(struct lock_shared) == sizeof(mp_lock), "ABI");
 _Static_assert(_Alignof(struct lock_shared) <= _Alignof(mp_lock), "ABI");
+_Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "address-free 64-bit atomics");
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+	       "the futex is the low half of the word");
+_Static_assert((WAIT & MP__ID_FLAGS) == WAIT, "WAIT is a free id bit");
 
 static inline struct lock_shared *shared(mp_lock *l)
 {
 	return (struct lock_shared *)l;
+}
+
+static inline _Atomic uint32_t *futex_of(struct lock_shared *s)
+{
+	return (_Atomic uint32_t *)(void *)&s->word;
 }
 
 int mp_lock_init(mp_lock *l)
@@ -54,7 +66,6 @@ int mp_lock_init(mp_lock *l)
 	if (!l)
 		return -EINVAL;
 	struct lock_shared *s = shared(l);
-	s->reserved = 0;
 	atomic_store_explicit(&s->spin, 0, memory_order_relaxed);
 	atomic_store_explicit(&s->word, 0, memory_order_relaxed);
 	s->magic = LOCK_MAGIC;
@@ -88,10 +99,9 @@ void mp_lock_free(mp_lock *l)
 }
 
 /* The word was `seen`; if its owner is dead, take the lock over. */
-static bool recover(struct lock_shared *s, uint32_t seen, uint32_t me)
+static bool recover(struct lock_shared *s, uint64_t seen, uint64_t me)
 {
-	if (mp__task_alive_tag((pid_t)(seen & TID_MASK),
-			       (seen & ID_MASK) >> TAG_SHIFT))
+	if (mp__id_alive(seen))
 		return false;
 	return atomic_compare_exchange_strong_explicit(
 		&s->word, &seen, me | WAIT, memory_order_acquire,
@@ -100,11 +110,11 @@ static bool recover(struct lock_shared *s, uint32_t seen, uint32_t me)
 
 /* Out of line, so the fast path saves no registers. */
 static __attribute__((noinline)) int acquire_slow(struct lock_shared *s,
-						  uint32_t me,
+						  uint64_t me,
 						  double timeout_s)
 {
 	mp__deadline deadline = mp__deadline_in(timeout_s);
-	uint32_t cur;
+	uint64_t cur;
 
 	if (deadline != MP__NEVER && mp__now_ns() >= deadline)
 		goto out_timeout;
@@ -135,7 +145,7 @@ static __attribute__((noinline)) int acquire_slow(struct lock_shared *s,
 				return 0;
 			continue;
 		}
-		if ((cur & ID_MASK) == me)
+		if (mp__id_is_mine(cur))
 			return -EDEADLK;
 		if (!(cur & WAIT)) {
 			if (!atomic_compare_exchange_weak_explicit(
@@ -145,7 +155,7 @@ static __attribute__((noinline)) int acquire_slow(struct lock_shared *s,
 			cur |= WAIT;
 		}
 		mp__deadline slice = mp__deadline_min_slice(deadline, SLICE_NS);
-		if (mp__futex_wait(&s->word, cur, slice) == 0)
+		if (mp__futex_wait(futex_of(s), (uint32_t)cur, slice) == 0)
 			continue;
 		if (atomic_load_explicit(&s->word, memory_order_relaxed) ==
 			    cur &&
@@ -162,9 +172,9 @@ out_timeout:
 				&s->word, &cur, me, memory_order_acquire,
 				memory_order_relaxed))
 		return 0;
-	if (cur != 0 && (cur & ID_MASK) != me && recover(s, cur, me))
+	if (cur != 0 && !mp__id_is_mine(cur) && recover(s, cur, me))
 		return -EOWNERDEAD;
-	return (cur & ID_MASK) == me ? -EDEADLK : -ETIMEDOUT;
+	return cur != 0 && mp__id_is_mine(cur) ? -EDEADLK : -ETIMEDOUT;
 }
 
 int mp_lock_acquire(mp_lock *l, double timeout_s)
@@ -175,8 +185,8 @@ int mp_lock_acquire(mp_lock *l, double timeout_s)
 		return -EINVAL;
 	if (!mp__timeout_ok(timeout_s))
 		return -EINVAL;
-	uint32_t me = mp__lock_id();
-	uint32_t zero = 0;
+	uint64_t me = mp__lock_id();
+	uint64_t zero = 0;
 	if (MP__LIKELY(atomic_compare_exchange_strong_explicit(
 		    &s->word, &zero, me, memory_order_acquire,
 		    memory_order_relaxed)))
@@ -190,13 +200,13 @@ int mp_lock_release(mp_lock *l)
 
 	if (MP__UNLIKELY(!s || s->magic != LOCK_MAGIC))
 		return -EINVAL;
-	if ((atomic_load_explicit(&s->word, memory_order_relaxed) &
-	     ID_MASK) != mp__lock_id())
+	if (!mp__id_is_mine(atomic_load_explicit(&s->word,
+						 memory_order_relaxed)))
 		return -EPERM;
-	uint32_t old = atomic_exchange_explicit(&s->word, 0,
+	uint64_t old = atomic_exchange_explicit(&s->word, 0,
 						memory_order_release);
 	if (old & WAIT)
-		mp__futex_wake(&s->word, 1);
+		mp__futex_wake(futex_of(s), 1);
 	return 0;
 }
 
@@ -209,7 +219,15 @@ bool mp__lock_is_mine(mp_lock *l)
 {
 	if (!mp__lock_is_valid(l))
 		return false;
-	uint32_t w = atomic_load_explicit(&shared(l)->word,
-					  memory_order_relaxed);
-	return (w & ID_MASK) == mp__lock_id();
+	return mp__id_is_mine(atomic_load_explicit(&shared(l)->word,
+						   memory_order_relaxed));
+}
+
+int mp__lock_test_set_owner(mp_lock *l, uint64_t id)
+{
+	if (!mp__lock_is_valid(l) || !mp__id_tid(id))
+		return -EINVAL;
+	atomic_store_explicit(&shared(l)->word, id & MP__ID_MASK,
+			      memory_order_release);
+	return 0;
 }

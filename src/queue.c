@@ -3,9 +3,9 @@
  *
  * Layout (struct queue_shared, then the ring):
  *   line 0  constants: magic, ring size R (a power of two), ring offset
- *   line 1  producer side: pword, powner_start, head_cache, nput
+ *   line 1  producer side: pword, head_cache, nput
  *   line 2  tail (alone: consumers poll it)
- *   line 3  consumer side: cword, cowner_start, tail_cache, nget
+ *   line 3  consumer side: cword, tail_cache, nget
  *   line 4  head (alone: producers poll it)
  *   line 5  data_event, space_event, unfinished (joinable)
  *   ring    R bytes; head and tail are byte counts that only grow, the
@@ -20,8 +20,9 @@
  * other side's line.  Per operation: one CAS to lock, the copy, a release
  * store of tail (or head), one CAS to unlock.
  *
- * The side words (32 bits, futexes):
- *   bits 0-28  TID      the holder's thread id, 0 when unlocked
+ * The side words (64 bits; the futex is the low half):
+ *   bits 0-28  ID       with bits 32-63, the holder's owner id (tid and
+ *                       start time, see internal.h), 0 when unlocked
  *   bit 29     CLOSED   (pword only) no more puts
  *   bit 30     LOCKWAIT someone may sleep on this word for the lock
  *   bit 31     PEER     someone of the OTHER side sleeps on its event:
@@ -35,9 +36,12 @@
  * data_event/space_event, read BEFORE they set PEER: an unlock in between
  * bumps the event and the futex wait returns at once (the ck_ec lesson).
  *
- * Faults: a holder's thread id and start time name it; a waiter that slept
- * a slice (SLICE_NS) checks whether the holder lives and, if not, clears
- * the holder with a CAS from the exact word it saw.  Every state inside a
+ * Faults: a holder's owner id names it, in the word itself; a waiter that
+ * slept a slice (SLICE_NS) checks whether the holder of the word it saw
+ * lives and, if not, clears the holder with a CAS from that exact word.
+ * The snapshot may be a slice old, but it names one task, and a task found
+ * dead stays dead: if the CAS matches, the word is still that dead
+ * holder's, never a live one's that happens to look the same.  Every state inside a
  * critical section is consistent: a put publishes its record with a single
  * store of tail after writing it (a dead producer's half record is simply
  * overwritten), a get moves head with a single store after copying (a dead
@@ -51,14 +55,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fault.h"
 #include "futex.h"
 #include "internal.h"
 
 #define QUEUE_MAGIC 0x51554555u /* "QUEU" */
-#define QUEUE_LAYOUT 2
+#define QUEUE_LAYOUT 3
 #define F_JOINABLE 1u
 
-#define TID 0x1fffffffu
+#define TID ((uint64_t)MP__ID_TID) /* nonzero in every held word */
 #define CLOSED 0x20000000u
 #define LOCKWAIT 0x40000000u
 #define PEER 0x80000000u
@@ -73,9 +78,8 @@
 #define SLICE_NS (40 * 1000000)
 
 struct side {
-	_Atomic uint32_t word;
-	uint32_t pad;
-	_Atomic uint64_t owner_start;
+	_Atomic uint64_t word;
+	uint64_t pad;
 	_Atomic uint64_t cache; /* the other side's pos, as last read */
 	_Atomic uint64_t count; /* messages put / got */
 	char pad2[MP__CACHELINE - 32];
@@ -105,6 +109,16 @@ struct queue_shared {
 _Static_assert(sizeof(struct side) == 2 * MP__CACHELINE, "two lines a side");
 _Static_assert(sizeof(struct queue_shared) == 6 * MP__CACHELINE, "layout");
 _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "address-free 64-bit atomics");
+_Static_assert(((CLOSED | LOCKWAIT | PEER) & MP__ID_FLAGS) ==
+		       (CLOSED | LOCKWAIT | PEER),
+	       "flags in the id's free bits");
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+	       "the futex is the low half of a side word");
+
+static inline _Atomic uint32_t *futex_of(_Atomic uint64_t *word)
+{
+	return (_Atomic uint32_t *)(void *)word;
+}
 
 static inline struct queue_shared *shared(mp_queue *q)
 {
@@ -263,52 +277,43 @@ static inline bool expired(struct wait *w)
 
 /* ---- side locks ---- */
 
-static inline void took(struct side *sd)
-{
-	atomic_store_explicit(&sd->owner_start, mp__self_start(),
-			      memory_order_relaxed);
-}
-
 /* The word was `seen` after a slice of waiting: if its holder died, free
  * the lock (a dead holder left the queue consistent, see the top). */
-static void recover(struct side *sd, uint32_t seen)
+static void recover(struct side *sd, uint64_t seen)
 {
-	uint64_t start = atomic_load_explicit(&sd->owner_start,
-					      memory_order_relaxed);
-
-	if (!(seen & TID) || mp__task_alive((pid_t)(seen & TID), start))
+	MP__FAULT("queue.recover.snapshot");
+	if (!(seen & TID) || mp__id_alive(seen))
 		return;
+	MP__FAULT("queue.recover.verdict");
 	if (atomic_load_explicit(&sd->word, memory_order_relaxed) != seen)
 		return;
-	uint32_t want = seen & (CLOSED | PEER);
+	uint64_t want = seen & (CLOSED | PEER);
 	if (atomic_compare_exchange_strong_explicit(&sd->word, &seen, want,
 						    memory_order_acq_rel,
 						    memory_order_relaxed))
-		mp__futex_wake(&sd->word, INT_MAX);
+		mp__futex_wake(futex_of(&sd->word), INT_MAX);
 }
 
 /* Take a side's lock.  Return: 0, -ETIMEDOUT, MP_ECLOSED (closed_fails and
  * the word says CLOSED). */
-static int lock_slow(struct side *sd, uint32_t me, bool closed_fails,
+static int lock_slow(struct side *sd, uint64_t me, bool closed_fails,
 		     struct wait *w)
 {
-	uint32_t extra = 0;
+	uint64_t extra = 0;
 	int spun = 0;
 	int backoff = 1;
 	int yields = 0;
 
 	for (;;) {
-		uint32_t cur = atomic_load_explicit(&sd->word,
+		uint64_t cur = atomic_load_explicit(&sd->word,
 						    memory_order_relaxed);
 		if (closed_fails && (cur & CLOSED))
 			return MP_ECLOSED;
 		if (!(cur & TID)) {
 			if (atomic_compare_exchange_weak_explicit(
 				    &sd->word, &cur, cur | me | extra,
-				    memory_order_acquire, memory_order_relaxed)) {
-				took(sd);
+				    memory_order_acquire, memory_order_relaxed))
 				return 0;
-			}
 			continue;
 		}
 		/* Exponential backoff: each read of the word takes its line
@@ -343,7 +348,8 @@ static int lock_slow(struct side *sd, uint32_t me, bool closed_fails,
 		extra = LOCKWAIT;
 		mp__deadline slice = mp__deadline_min_slice(deadline_of(w),
 							    SLICE_NS);
-		if (mp__futex_wait(&sd->word, cur, slice) == -ETIMEDOUT)
+		if (mp__futex_wait(futex_of(&sd->word), (uint32_t)cur,
+				   slice) == -ETIMEDOUT)
 			recover(sd, cur);
 	}
 }
@@ -351,23 +357,21 @@ static int lock_slow(struct side *sd, uint32_t me, bool closed_fails,
 static inline int lock_side(struct side *sd, bool closed_fails,
 			    struct wait *w)
 {
-	uint32_t me = (uint32_t)mp__tid() & TID;
-	uint32_t cur = atomic_load_explicit(&sd->word, memory_order_relaxed);
+	uint64_t me = mp__lock_id();
+	uint64_t cur = atomic_load_explicit(&sd->word, memory_order_relaxed);
 
 	if (MP__LIKELY(!(cur & (TID | CLOSED))) &&
 	    MP__LIKELY(atomic_compare_exchange_weak_explicit(
 		    &sd->word, &cur, cur | me, memory_order_acquire,
 		    memory_order_relaxed))) {
-		took(sd);
+		MP__FAULT("queue.lock.taken");
 		return 0;
 	}
 	if (!closed_fails && !(cur & TID) &&
 	    atomic_compare_exchange_strong_explicit(
 		    &sd->word, &cur, cur | me, memory_order_acquire,
-		    memory_order_relaxed)) {
-		took(sd);
+		    memory_order_relaxed))
 		return 0;
-	}
 	return lock_slow(sd, me, closed_fails, w);
 }
 
@@ -375,14 +379,13 @@ static inline int lock_side(struct side *sd, bool closed_fails,
  * (on `event`) if the word says they may sleep. */
 static inline void unlock_side(struct side *sd, _Atomic uint32_t *event)
 {
-	atomic_store_explicit(&sd->owner_start, 0, memory_order_relaxed);
-	uint32_t old = atomic_load_explicit(&sd->word, memory_order_relaxed);
+	uint64_t old = atomic_load_explicit(&sd->word, memory_order_relaxed);
 	while (!atomic_compare_exchange_weak_explicit(
 		&sd->word, &old, old & CLOSED, memory_order_release,
 		memory_order_relaxed))
 		;
 	if (MP__UNLIKELY(old & LOCKWAIT))
-		mp__futex_wake(&sd->word, 1);
+		mp__futex_wake(futex_of(&sd->word), 1);
 	if (MP__UNLIKELY(old & PEER)) {
 		atomic_fetch_add_explicit(event, 1, memory_order_release);
 		mp__futex_wake(event, INT_MAX);
@@ -599,7 +602,7 @@ ssize_t mp_queue_get(mp_queue *q, void *buf, size_t cap, double timeout_s)
 		}
 		uint32_t ev = atomic_load_explicit(&s->data_event,
 						   memory_order_acquire);
-		uint32_t pw = atomic_fetch_or_explicit(
+		uint64_t pw = atomic_fetch_or_explicit(
 			&s->prod.word, PEER, memory_order_acq_rel);
 		tail = atomic_load_explicit(&s->prod.pos, memory_order_acquire);
 		head = atomic_load_explicit(&s->cons.pos, memory_order_acquire);
@@ -654,7 +657,7 @@ int mp_queue_close(mp_queue *q)
 
 	if (!valid(s))
 		return -EINVAL;
-	uint32_t old = atomic_fetch_or_explicit(&s->prod.word, CLOSED,
+	uint64_t old = atomic_fetch_or_explicit(&s->prod.word, CLOSED,
 						memory_order_acq_rel);
 	if (old & CLOSED)
 		return 0;
@@ -663,7 +666,7 @@ int mp_queue_close(mp_queue *q)
 	atomic_fetch_add_explicit(&s->space_event, 1, memory_order_release);
 	mp__futex_wake(&s->space_event, INT_MAX);
 	/* Puts waiting for the producer lock must see CLOSED too. */
-	mp__futex_wake(&s->prod.word, INT_MAX);
+	mp__futex_wake(futex_of(&s->prod.word), INT_MAX);
 	return 0;
 }
 
@@ -800,5 +803,19 @@ int mp__queue_test_hold(mp_queue *q, int side)
 		memcpy(ring(s) + ((tail + HDR) & (s->ring_size - 1)), "torn",
 		       4);
 	}
+	return 0;
+}
+
+/* For tests only (declared in internal.h). */
+int mp__queue_test_unlock(mp_queue *q, int side)
+{
+	struct queue_shared *s = shared(q);
+
+	if (!valid(s) || side < 0 || side > 1)
+		return -EINVAL;
+	if (side)
+		unlock_side(&s->cons, &s->space_event);
+	else
+		unlock_side(&s->prod, &s->data_event);
 	return 0;
 }

@@ -1,8 +1,8 @@
 /*
  * RLock: a recursive lock built on mp_lock.
  *
- * Layout: an mp_lock (owner tid, waiters bit, owner start time: all of
- * lock.c's owner-death machinery) plus a recursion count.  Invariants:
+ * Layout: an mp_lock (the owner id and waiters bit: all of lock.c's
+ * owner-death machinery) plus a recursion count.  Invariants:
  * count is 0 while the inner lock is free and the number of unreleased
  * acquires while it is held; only the holder reads or writes it, and the
  * inner lock's acquire/release order those accesses between holders.  A

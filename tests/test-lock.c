@@ -1,6 +1,9 @@
 /* Lock: mutual exclusion between processes and threads, owner death. */
 #include <pthread.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 
+#include "internal.h"
 #include "test.h"
 
 TEST(lock_bad_input)
@@ -193,8 +196,203 @@ TEST(lock_owner_exits_normally_while_holding)
 	mp_lock_free(l);
 }
 
+/* Lower the descriptor limit and fill it: the next open() says EMFILE. */
+static int use_all_fds(void)
+{
+	struct rlimit rl = {32, 32};
+	if (setrlimit(RLIMIT_NOFILE, &rl))
+		return -1;
+	while (open("/dev/null", O_RDONLY) >= 0)
+		;
+	if (errno != EMFILE)
+		return -1;
+	return open("/proc/self/stat", O_RDONLY) < 0 && errno == EMFILE ? 0
+									 : -1;
+}
+
+struct fdless {
+	mp_lock lock;
+	mp_rlock rlock;
+	int up[2], down[2];
+};
+
+/* Out of descriptors before its first lock, take both locks, say so (with
+ * the start time it found for itself), hold them until told, then
+ * release: exit 0 when every call said 0. */
+static int hold_without_fds(void *arg)
+{
+	struct fdless *f = arg;
+	char c;
+	if (use_all_fds())
+		return 10;
+	if (mp_lock_acquire(&f->lock, MP_FOREVER))
+		return 11;
+	if (mp_rlock_acquire(&f->rlock, MP_FOREVER) ||
+	    mp_rlock_acquire(&f->rlock, 0))
+		return 12;
+	uint64_t start = mp__self_start();
+	if (write(f->up[1], &start, sizeof(start)) != sizeof(start) ||
+	    read(f->down[0], &c, 1) != 1)
+		return 13;
+	if (mp_lock_release(&f->lock))
+		return 14;
+	if (mp_rlock_release(&f->rlock) || mp_rlock_release(&f->rlock))
+		return 15;
+	return 0;
+}
+
+/* A holder that took its first lock while out of file descriptors is alive
+ * for everyone else: they time out, none recovers, its releases work. */
+TEST(lock_holder_out_of_fds_is_alive)
+{
+	struct fdless *f = mp_shared_alloc(sizeof(*f));
+	ASSERT_NOT_NULL(f);
+	ASSERT_OK(mp_lock_init(&f->lock));
+	ASSERT_OK(mp_rlock_init(&f->rlock));
+	ASSERT_OK(pipe(f->up));
+	ASSERT_OK(pipe(f->down));
+	pid_t holder = test_fork(hold_without_fds, f);
+	uint64_t start;
+	char c = 'x';
+	ASSERT_EQ(read(f->up[0], &start, sizeof(start)), sizeof(start));
+	/* It read its start time all the same (the reserve descriptor). */
+	ASSERT_EQ(start, mp__task_start(holder));
+	/* Several sleep slices: each ends in a check of the holder. */
+	ASSERT_ERR(mp_lock_acquire(&f->lock, 0.3), -ETIMEDOUT);
+	ASSERT_ERR(mp_lock_acquire(&f->lock, 0), -ETIMEDOUT);
+	ASSERT_ERR(mp_rlock_acquire(&f->rlock, 0.3), -ETIMEDOUT);
+	ASSERT_ERR(mp_rlock_acquire(&f->rlock, 0), -ETIMEDOUT);
+	ASSERT_EQ(write(f->down[1], &c, 1), 1);
+	ASSERT_EQ(test_wait(holder), 0);
+	ASSERT_OK(mp_lock_acquire(&f->lock, 0));
+	ASSERT_OK(mp_lock_release(&f->lock));
+	ASSERT_OK(mp_rlock_acquire(&f->rlock, 0));
+	ASSERT_OK(mp_rlock_release(&f->rlock));
+	mp_shared_free(f);
+}
+
+/* The library's reserve descriptor: an O_PATH descriptor of "/". */
+static int find_spare(void)
+{
+	struct stat root, st;
+	if (stat("/", &root))
+		return -1;
+	for (int fd = 0; fd < 1024; fd++) {
+		int fl = fcntl(fd, F_GETFL);
+		if (fl >= 0 && (fl & O_PATH) && fstat(fd, &st) == 0 &&
+		    st.st_dev == root.st_dev && st.st_ino == root.st_ino)
+			return fd;
+	}
+	return -1;
+}
+
+/* As hold_without_fds, its reserve taken from it first (dup2 over it, as
+ * a program that reuses descriptor numbers would): its start time stays
+ * unknown while it has no descriptor; then it frees one and releases. */
+static int hold_unknown(void *arg)
+{
+	struct fdless *f = arg;
+	char c;
+	int spare = find_spare();
+	int nul = open("/dev/null", O_RDONLY);
+	if (spare < 0 || nul < 0 || dup2(nul, spare) != spare || close(nul))
+		return 10;
+	if (use_all_fds())
+		return 11;
+	if (mp_lock_acquire(&f->lock, MP_FOREVER))
+		return 12;
+	uint64_t start = mp__self_start();
+	if (write(f->up[1], &start, sizeof(start)) != sizeof(start) ||
+	    read(f->down[0], &c, 1) != 1)
+		return 13;
+	/* Not ours: the library must not have closed it. */
+	if (fcntl(spare, F_GETFL) < 0 || close(spare))
+		return 14;
+	if (mp__self_start() == MP__START_UNKNOWN)
+		return 15;
+	return mp_lock_release(&f->lock) ? 16 : 0;
+}
+
+/* A holder whose start time could not be read at all is alive while its
+ * tid is; the id is not kept, and the release under the known id works. */
+TEST(lock_holder_unknown_start_is_alive)
+{
+	struct fdless *f = mp_shared_alloc(sizeof(*f));
+	ASSERT_NOT_NULL(f);
+	ASSERT_OK(mp_lock_init(&f->lock));
+	ASSERT_OK(pipe(f->up));
+	ASSERT_OK(pipe(f->down));
+	pid_t holder = test_fork(hold_unknown, f);
+	uint64_t start;
+	char c = 'x';
+	ASSERT_EQ(read(f->up[0], &start, sizeof(start)), sizeof(start));
+	ASSERT_EQ(start, MP__START_UNKNOWN);
+	ASSERT_ERR(mp_lock_acquire(&f->lock, 0.3), -ETIMEDOUT);
+	ASSERT_ERR(mp_lock_acquire(&f->lock, 0), -ETIMEDOUT);
+	ASSERT_EQ(write(f->down[1], &c, 1), 1);
+	ASSERT_EQ(test_wait(holder), 0);
+	ASSERT_OK(mp_lock_acquire(&f->lock, 0));
+	ASSERT_OK(mp_lock_release(&f->lock));
+	mp_shared_free(f);
+}
+
+static int pause_until_killed(void *arg)
+{
+	int fd = *(int *)arg;
+	char c = 'x';
+	if (write(fd, &c, 1) != 1)
+		return 1;
+	for (;;)
+		pause();
+}
+
+/* A lock held by a dead owner whose pid now names another process, with
+ * the same low start-time bits (what the word used to keep) and another
+ * full start time: that is not the owner, the lock is recovered, at once
+ * by a try and within a slice by a waiter.  The true owner, alive, never
+ * is. */
+TEST(lock_recycled_pid_recovered)
+{
+	int fds[2];
+	ASSERT_OK(pipe(fds));
+	pid_t other = test_fork(pause_until_killed, &fds[1]);
+	char c;
+	ASSERT_EQ(read(fds[0], &c, 1), 1);
+	uint64_t start = mp__task_start(other);
+	ASSERT_CMP(start, >, 0);
+	/* The dead owner: same pid, same low 9 bits, started earlier or
+	 * later by a multiple of 512 ticks. */
+	uint64_t ghosts[2] = {start + 512, start > 512 ? start - 512 : 1024};
+	mp_lock *l = mp_lock_new();
+	ASSERT_NOT_NULL(l);
+	for (int i = 0; i < 2; i++) {
+		ASSERT_OK(mp__lock_test_set_owner(l, mp__id_make(other,
+								  ghosts[i])));
+		ASSERT_ERR(mp_lock_acquire(l, 0), -EOWNERDEAD);
+		ASSERT_OK(mp_lock_release(l));
+		ASSERT_OK(mp__lock_test_set_owner(l, mp__id_make(other,
+								  ghosts[i])));
+		double t0 = test_now();
+		ASSERT_ERR(mp_lock_acquire(l, 5), -EOWNERDEAD);
+		ASSERT(test_now() - t0 < 2.0 * test_timeout_mult());
+		ASSERT_OK(mp_lock_release(l));
+	}
+	/* The live owner itself: never taken from it. */
+	ASSERT_OK(mp__lock_test_set_owner(l, mp__id_make(other, start)));
+	ASSERT_ERR(mp_lock_acquire(l, 0), -ETIMEDOUT);
+	ASSERT_ERR(mp_lock_acquire(l, 0.2), -ETIMEDOUT);
+	ASSERT_ERR(mp_lock_release(l), -EPERM);
+	kill(other, SIGKILL);
+	ASSERT_EQ(test_wait(other), -SIGKILL);
+	ASSERT_ERR(mp_lock_acquire(l, 5), -EOWNERDEAD);
+	ASSERT_OK(mp_lock_release(l));
+	mp_lock_free(l);
+}
+
 TEST_MAIN(T(lock_bad_input), T_TIMEOUT(lock_exact_count_processes, 60),
 	  T_TIMEOUT(lock_exact_count_threads, 60), T(lock_timeout),
 	  T(lock_owner_killed_while_others_wait),
 	  T(lock_try_on_dead_owner_recovers),
-	  T(lock_owner_exits_normally_while_holding))
+	  T(lock_owner_exits_normally_while_holding),
+	  T(lock_holder_out_of_fds_is_alive),
+	  T(lock_holder_unknown_start_is_alive), T(lock_recycled_pid_recovered))

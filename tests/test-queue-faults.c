@@ -1,9 +1,12 @@
 /* Queue faults: processes that die waiting, inside a put or get, or at
- * random points under load must not wedge, duplicate or tear anything. */
+ * random points under load must not wedge, duplicate or tear anything;
+ * and a live holder's side lock is never taken from it.  Arms fault
+ * points (src/fault.h): MP_TEST_FAULTS. */
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "fault.h"
 #include "internal.h"
 #include "test.h"
 
@@ -105,6 +108,203 @@ TEST(fault_dead_in_get)
 	ASSERT_OK(mp_queue_put(g_q, buf, 40, 5));
 	kill(c, SIGKILL);
 	test_wait(c);
+	mp_queue_free(g_q);
+}
+
+/* ---- a live holder's lock is never freed ---- */
+
+/* Wait until pid stops at its fault point. */
+static void wait_stopped(pid_t pid)
+{
+	int st;
+	while (waitpid(pid, &st, WUNTRACED) < 0)
+		ASSERT_EQ(errno, EINTR);
+	ASSERT(WIFSTOPPED(st));
+}
+
+static const char *g_point;
+
+/* Put `arg` (a string) with the point g_point armed to stop. */
+static int put_stopping(void *arg)
+{
+	mp__fault_arm(g_point, MP__FAULT_STOP, 1);
+	return mp_queue_put(g_q, arg, strlen(arg), MP_FOREVER) ? 1 : 0;
+}
+
+/* A holder stopped right after its CAS took the producer lock, after a
+ * dead producer's lock was freed by a consumer (the dead one's start time
+ * was left beside the word): a producer waiting for it must time out, not
+ * call it dead and take its lock. */
+TEST(fault_live_holder_after_dead_one)
+{
+	char buf[64];
+	g_q = mp_queue_new(100);
+	ASSERT_NOT_NULL(g_q);
+	ASSERT_EQ(test_wait(test_fork(die_holding, (void *)0)), 0);
+	/* A get sleeps a slice, finds the producer dead, frees its lock. */
+	ASSERT_ERR(mp_queue_get(g_q, buf, sizeof(buf), 0.15), -ETIMEDOUT);
+	g_point = "queue.lock.taken";
+	pid_t h = test_fork(put_stopping, (void *)"held");
+	wait_stopped(h);
+	/* Several slices, each ending in a check of the holder. */
+	ASSERT_ERR(mp_queue_put(g_q, "waiter", 6, 0.3), -ETIMEDOUT);
+	ASSERT_ERR(mp_queue_put(g_q, "try", 3, 0), -ETIMEDOUT);
+	ASSERT_EQ(mp_queue_qsize(g_q), 0);
+	kill(h, SIGCONT);
+	ASSERT_EQ(test_wait(h), 0);
+	ASSERT_EQ(mp_queue_qsize(g_q), 1);
+	ASSERT_EQ(mp_queue_get(g_q, buf, sizeof(buf), 0), 4);
+	ASSERT(memcmp(buf, "held", 4) == 0);
+	ASSERT_ERR(mp_queue_get(g_q, buf, sizeof(buf), 0), -ETIMEDOUT);
+	mp_queue_free(g_q);
+}
+
+static int g_cmd[2], g_ack[2];
+
+/* Put "first" stopping inside it, then on a word from the test take the
+ * producer lock again and hold it; on a second word, die holding it. */
+static int put_then_hold(void *arg)
+{
+	(void)arg;
+	char c;
+	if (put_stopping((void *)"first"))
+		return 1;
+	if (read(g_cmd[0], &c, 1) != 1 || mp__queue_test_hold(g_q, 0) ||
+	    write(g_ack[1], &c, 1) != 1)
+		return 2;
+	if (read(g_cmd[0], &c, 1) != 1)
+		return 3;
+	_exit(0);
+}
+
+/* A recoverer that slept a slice stops between its snapshot of the word
+ * and its verdict, while the holder puts and takes the lock again: the
+ * word reads as it did.  Continued, it must not free it; once the holder
+ * dies, it must.  Every put that returned 0 is queued, exactly once. */
+TEST(fault_recoverer_waits_out_live_holder)
+{
+	char buf[64];
+	g_q = mp_queue_new(256);
+	ASSERT_NOT_NULL(g_q);
+	ASSERT_OK(pipe(g_cmd));
+	ASSERT_OK(pipe(g_ack));
+	g_point = "queue.lock.taken";
+	pid_t h = test_fork(put_then_hold, NULL);
+	wait_stopped(h);
+	g_point = "queue.recover.snapshot";
+	pid_t r = test_fork(put_stopping, (void *)"recoverer");
+	wait_stopped(r); /* slept a slice, snapshot of h's word taken */
+	kill(h, SIGCONT);
+	ASSERT_EQ(mp_queue_get(g_q, buf, sizeof(buf), 5), 5);
+	ASSERT(memcmp(buf, "first", 5) == 0);
+	char c = 'x';
+	ASSERT_EQ(write(g_cmd[1], &c, 1), 1); /* h takes the lock again */
+	ASSERT_EQ(read(g_ack[0], &c, 1), 1);
+	/* Our own put waits too, and sets the waiter bit again: the word is
+	 * h's id | LOCKWAIT, what the recoverer saw. */
+	ASSERT_ERR(mp_queue_put(g_q, "mine", 4, 0.2), -ETIMEDOUT);
+	kill(r, SIGCONT);
+	ASSERT_ERR(mp_queue_put(g_q, "mine", 4, 0.2), -ETIMEDOUT);
+	ASSERT_EQ(mp_queue_qsize(g_q), 0);
+	ASSERT_ERR(mp_queue_get(g_q, buf, sizeof(buf), 0), -ETIMEDOUT);
+	/* Now h dies holding: the recoverer frees the lock and puts. */
+	ASSERT_EQ(write(g_cmd[1], &c, 1), 1);
+	ASSERT_EQ(test_wait(h), 0);
+	ASSERT_EQ(test_wait(r), 0);
+	ASSERT_OK(mp_queue_put(g_q, "last", 4, 5));
+	ASSERT_EQ(mp_queue_qsize(g_q), 2);
+	ASSERT_EQ(mp_queue_get(g_q, buf, sizeof(buf), 0), 9);
+	ASSERT(memcmp(buf, "recoverer", 9) == 0);
+	ASSERT_EQ(mp_queue_get(g_q, buf, sizeof(buf), 0), 4);
+	ASSERT(memcmp(buf, "last", 4) == 0);
+	ASSERT_ERR(mp_queue_get(g_q, buf, sizeof(buf), 0), -ETIMEDOUT);
+	mp_queue_free(g_q);
+}
+
+static int g_ack2[2];
+
+/* Wait until the clock is past the tick pid started in: a child forked
+ * then has another start time (processes forked within one 10 ms tick
+ * share it). */
+static void later_tick_than(pid_t pid)
+{
+	uint64_t start = mp__task_start(pid);
+	long hz = sysconf(_SC_CLK_TCK);
+	ASSERT_CMP(start, >, 0);
+	for (;;) {
+		struct timespec ts;
+		clock_gettime(CLOCK_BOOTTIME, &ts);
+		uint64_t now = (uint64_t)ts.tv_sec * (uint64_t)hz +
+			       (uint64_t)ts.tv_nsec / (1000000000u / (uint64_t)hz);
+		if (now > start)
+			return;
+		sched_yield();
+	}
+}
+
+/* Hold the producer lock; on a word from the test, give it up; on the
+ * next, put "again", stopping right after the CAS that takes the lock. */
+static int hold_release_put(void *arg)
+{
+	(void)arg;
+	char c = 'x';
+	mp__fault_arm("queue.lock.taken", MP__FAULT_STOP, 2);
+	if (mp__queue_test_hold(g_q, 0) || write(g_ack2[1], &c, 1) != 1)
+		return 1;
+	if (read(g_cmd[0], &c, 1) != 1 || mp__queue_test_unlock(g_q, 0) ||
+	    write(g_ack2[1], &c, 1) != 1)
+		return 2;
+	if (read(g_cmd[0], &c, 1) != 1)
+		return 3;
+	return mp_queue_put(g_q, "again", 5, MP_FOREVER) ? 4 : 0;
+}
+
+/* A try (timeout 0) that finds the lock held looks at the holder once. */
+static int try_put_stopping(void *arg)
+{
+	mp__fault_arm("queue.recover.snapshot", MP__FAULT_STOP, 1);
+	int r = mp_queue_put(g_q, arg, strlen(arg), 0);
+	return r == -ETIMEDOUT ? 0 : 1;
+}
+
+/* The ABA of issue 18: the recoverer takes its snapshot of the word (h
+ * holds) and stops before its verdict; h releases, another producer dies
+ * holding and is cleared, h takes the lock again, so the word reads as in
+ * the snapshot, and only then does the recoverer judge.  It must find h
+ * alive and leave its lock alone: a put of ours still times out, and the
+ * queue holds exactly h's message. */
+TEST(fault_stale_snapshot_cannot_free)
+{
+	char buf[64], c = 'x';
+	g_q = mp_queue_new(256);
+	ASSERT_NOT_NULL(g_q);
+	ASSERT_OK(pipe(g_cmd));
+	ASSERT_OK(pipe(g_ack2));
+	pid_t h = test_fork(hold_release_put, NULL);
+	ASSERT_EQ(read(g_ack2[0], &c, 1), 1); /* h holds */
+	pid_t r = test_fork(try_put_stopping, (void *)"recoverer");
+	wait_stopped(r); /* its snapshot names h */
+	ASSERT_EQ(write(g_cmd[1], &c, 1), 1);
+	ASSERT_EQ(read(g_ack2[0], &c, 1), 1); /* h released */
+	/* Someone else (started in a later clock tick than h, as nearly
+	 * always) holds the lock and dies; a try of ours clears it. */
+	later_tick_than(h);
+	ASSERT_EQ(test_wait(test_fork(die_holding, (void *)0)), 0);
+	ASSERT_ERR(mp_queue_put(g_q, "try", 3, 0), -ETIMEDOUT);
+	ASSERT_EQ(write(g_cmd[1], &c, 1), 1);
+	wait_stopped(h); /* h holds again: the word is as r saw it */
+	kill(r, SIGCONT);
+	ASSERT_EQ(test_wait(r), 0);
+	/* h still holds its lock. */
+	ASSERT_ERR(mp_queue_put(g_q, "mine", 4, 0), -ETIMEDOUT);
+	ASSERT_ERR(mp_queue_put(g_q, "mine", 4, 0.1), -ETIMEDOUT);
+	ASSERT_EQ(mp_queue_qsize(g_q), 0);
+	kill(h, SIGCONT);
+	ASSERT_EQ(test_wait(h), 0);
+	ASSERT_EQ(mp_queue_qsize(g_q), 1);
+	ASSERT_EQ(mp_queue_get(g_q, buf, sizeof(buf), 0), 5);
+	ASSERT(memcmp(buf, "again", 5) == 0);
+	ASSERT_ERR(mp_queue_get(g_q, buf, sizeof(buf), 0), -ETIMEDOUT);
 	mp_queue_free(g_q);
 }
 
@@ -252,4 +452,6 @@ TEST(fault_random_sigkill)
 }
 
 TEST_MAIN(T(fault_waiters_killed), T(fault_dead_in_put),
-	  T(fault_dead_in_get), T_TIMEOUT(fault_random_sigkill, 90))
+	  T(fault_dead_in_get), T(fault_live_holder_after_dead_one),
+	  T(fault_recoverer_waits_out_live_holder),
+	  T(fault_stale_snapshot_cannot_free), T_TIMEOUT(fault_random_sigkill, 90))

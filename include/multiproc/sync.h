@@ -26,12 +26,12 @@ MP_BEGIN_DECLS
  * -EOWNERDEAD and holds the lock: the lock stays usable, and the caller
  * decides whether the data it guards is consistent.  A waiter notices the
  * death within about 50 ms.  The lock word names the owner by its thread
- * id and the low 9 bits of its start time, so a new process that was
- * given the dead owner's pid passes for the owner (and delays recovery
- * until it ends) only if its start time matches in those bits: one chance
- * in 512, and only if the pid came back while the lock was held.  Limits: all users must be
- * in the same pid namespace, and /proc must be mounted for zombies and
- * recycled pids to be told apart (without it, kill(2) decides).
+ * id and its start time, one value: a new process that was given the dead
+ * owner's pid started later and does not pass for it, and a live owner
+ * is never taken for dead (even one that took its first lock while out of
+ * file descriptors).  Limits: all users must be in the same pid
+ * namespace, and /proc must be mounted for zombies and recycled pids to
+ * be told apart (without it, kill(2) decides).
  */
 typedef struct mp_lock {
 	uint64_t mp__opaque[2];
