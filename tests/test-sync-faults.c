@@ -563,7 +563,9 @@ TEST(cond_kill_storm)
 
 /* Event: rounds; in round r everyone waits for go[r % 2], which the
  * parent sets once every live waiter has arrived, having cleared the
- * other one.  Every live waiter must pass every round. */
+ * other one.  Every live waiter must pass every round.  At the end the
+ * parent kills them all while they wait, as a pool shuts down, and the
+ * events must still destroy. */
 #define EV_ROUNDS 150
 
 struct event_storm {
@@ -571,7 +573,6 @@ struct event_storm {
 	_Atomic int start[SLOTS];
 	_Atomic int arrived[SLOTS];
 	_Atomic int passed[SLOTS];
-	_Atomic int stop;
 };
 
 static struct event_storm *g_es;
@@ -584,8 +585,6 @@ static int event_waiter(void *arg)
 		if (mp_event_wait(&g_es->go[r % 2], MP_FOREVER))
 			return 1;
 		atomic_store(&g_es->passed[slot], r);
-		if (atomic_load(&g_es->stop))
-			return 0;
 	}
 }
 
@@ -621,21 +620,25 @@ TEST(event_kill_storm)
 	for (int r = 0; r < EV_ROUNDS; r++) {
 		es_until(&c, g_es->arrived, r, r);
 		ASSERT_OK(mp_event_clear(&g_es->go[(r + 1) % 2]));
-		if (r == EV_ROUNDS - 1)
-			atomic_store(&g_es->stop, 1);
 		crew_strike(&c);
 		ASSERT_OK(mp_event_set(&g_es->go[r % 2]));
 		crew_strike(&c);
-		if (r < EV_ROUNDS - 1)
-			es_until(&c, g_es->passed, r, r + 1);
+		es_until(&c, g_es->passed, r, r + 1);
 	}
-	while (c.nlive > 0)
-		crew_reap_one(&c);
 	for (int i = 0; i < c.n; i++)
-		if (!c.killed[i])
+		if (c.live[i])
 			ASSERT_EQ(atomic_load(&g_es->passed[i]), EV_ROUNDS - 1);
 	printf("# %d processes, %d killed\n", c.n, c.nkilled);
 	ASSERT(c.nkilled > 0);
+	es_until(&c, g_es->arrived, EV_ROUNDS, EV_ROUNDS);
+	for (int i = 0; i < c.n; i++)
+		if (c.live[i])
+			wait_asleep(c.pid[i]);
+	for (int i = 0; i < c.n; i++)
+		if (c.live[i])
+			kill(c.pid[i], SIGKILL);
+	while (c.nlive > 0)
+		crew_reap_one(&c);
 	ASSERT_OK(mp_event_destroy(&g_es->go[0]));
 	ASSERT_OK(mp_event_destroy(&g_es->go[1]));
 	mp_shared_free(g_es);
@@ -646,7 +649,8 @@ TEST(event_kill_storm)
  * rounds), then the parent aborts, as a parent that joins a dead party
  * does.  Every survivor must end with MP_EBROKEN in the same round, every
  * round before it must have had each index once (the victim may have died
- * before writing down its last one), none after it. */
+ * before writing down its last one), none after it.  At the end a round
+ * of parties is killed while it waits, and the barrier must destroy. */
 #define PARTIES 4
 #define B_ROUNDS 400
 
@@ -721,6 +725,17 @@ TEST(barrier_kill_storm)
 		ASSERT_OK(mp_barrier_destroy(&g_bs->b));
 	}
 	printf("# 40 trials, %d parties killed\n", killed);
+	ASSERT_OK(mp_barrier_init(&g_bs->b, PARTIES));
+	pid_t pid[PARTIES - 1];
+	for (int i = 0; i < PARTIES - 1; i++)
+		pid[i] = test_fork(barrier_party, (void *)(intptr_t)i);
+	while (mp_barrier_n_waiting(&g_bs->b) != PARTIES - 1)
+		sched_yield();
+	for (int i = 0; i < PARTIES - 1; i++)
+		wait_asleep(pid[i]);
+	for (int i = 0; i < PARTIES - 1; i++)
+		kill_reap(pid[i]);
+	ASSERT_OK(mp_barrier_destroy(&g_bs->b));
 	mp_shared_free(g_bs);
 }
 
