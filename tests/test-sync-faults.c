@@ -631,9 +631,12 @@ TEST(event_kill_storm)
 	printf("# %d processes, %d killed\n", c.n, c.nkilled);
 	ASSERT(c.nkilled > 0);
 	es_until(&c, g_es->arrived, EV_ROUNDS, EV_ROUNDS);
+	/* (One struck last may still be dying: then it is reaped.) */
 	for (int i = 0; i < c.n; i++)
-		if (c.live[i])
-			wait_asleep(c.pid[i]);
+		while (c.live[i] && !asleep(c.pid[i])) {
+			crew_reap(&c, false);
+			usleep(1000);
+		}
 	for (int i = 0; i < c.n; i++)
 		if (c.live[i])
 			kill(c.pid[i], SIGKILL);
