@@ -29,6 +29,7 @@
 #include <limits.h>
 #include <stdatomic.h>
 
+#include "fault.h"
 #include "futex.h"
 #include "internal.h"
 
@@ -125,7 +126,16 @@ int mp_barrier_destroy(mp_barrier *b)
 
 	if (!valid(s))
 		return -EINVAL;
-	if (atomic_load_explicit(&s->count, memory_order_relaxed))
+	/* Through lock_state, so that the lock of a party that died holding
+	 * it is recovered, not reported busy forever.  A count left by
+	 * parties that died waiting is not trusted either: the kernel knows
+	 * whether anyone sleeps (those woken here sleep again). */
+	if (lock_state(s))
+		return -EINVAL;
+	bool busy = atomic_load_explicit(&s->count, memory_order_relaxed) &&
+		    mp__futex_wake(&s->gen, INT_MAX) > 0;
+	unlock_state(s);
+	if (busy)
 		return -EBUSY;
 	int err = mp_lock_destroy(&s->lock);
 	if (err)
@@ -216,6 +226,7 @@ int mp_barrier_wait(mp_barrier *b, double timeout_s)
 	mp__deadline deadline = mp__deadline_in(timeout_s);
 	if (lock_state(s))
 		return -EINVAL;
+	MP__FAULT("barrier.wait.locked");
 	if (atomic_load_explicit(&s->broken, memory_order_relaxed)) {
 		unlock_state(s);
 		return MP_EBROKEN;

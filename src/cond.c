@@ -1,21 +1,33 @@
 /*
- * Condition: a sequence-count condition variable over an mp_lock.
+ * Condition: a condition variable over an mp_lock, with notifications
+ * counted so that a dead waiter cannot swallow one.
  *
  * seq      the futex word: bumped by every notify that finds a waiter.
- * waiters  how many threads are between "read seq" and "back from sleep";
- *          changed only with the lock held on the way in, so a notifier
- *          that holds the lock sees every waiter that released it.
+ * state    waiters << 32 | pending.  waiters: how many threads are
+ *          between "read seq" (lock held) and leaving the wait; pending:
+ *          notifications granted and not yet taken, never above waiters.
  * lock_off the lock's address minus the condition's: the lock is found the
  *          same way in every process, wherever the mapping sits.  It points
  *          at `own` when the condition uses its own lock.
  *
- * A waiter reads seq while it still holds the lock, then releases the lock
- * and sleeps while seq still has that value.  A notify that comes after
- * the release (it needs the lock to come after it, or the caller gave up
- * that guarantee) changes seq first, so the waiter either sees the new
- * value or is asleep and woken: no lost wake-up.  The price is that every
- * waiter still on its way to sleep returns too, so notify(n) may release
- * more than n; callers loop on their predicate, as with any condition.
+ * A waiter reads seq and counts itself in while it still holds the lock,
+ * then releases the lock and sleeps while seq still has that value.
+ * notify(n), which holds the lock, sees every such waiter: it raises
+ * pending by up to n (never past waiters), then bumps seq and wakes n.  A
+ * waiter returns only by taking one pending notification, and only once
+ * seq moved since it counted itself in (so a notification granted before
+ * it came is not for it); taking it and leaving the count are one CAS.
+ * So notify(n) releases min(n, waiters) waiters, not more, whether they
+ * were asleep or still on their way to sleep.
+ *
+ * Deaths: a woken waiter that dies before taking its notification leaves
+ * it pending.  Sleepers sleep in slices (SLICE_NS) and look for a pending
+ * notification after each, so another waiter takes it within a slice.  A
+ * waiter killed while it waits stays counted in waiters for good (nothing
+ * tells it from a slow one): later notifies may grant it a notification,
+ * which another waiter then takes, a spurious return that callers looping
+ * on their predicate absorb.  destroy therefore asks the kernel whether
+ * anyone sleeps on seq instead of trusting the count.
  * notify_all does not requeue sleepers onto the lock: they wake together
  * and queue on the lock's own futex.
  */
@@ -24,18 +36,21 @@
 #include <stddef.h>
 #include <stdatomic.h>
 
+#include "fault.h"
 #include "futex.h"
 #include "internal.h"
 
 #define COND_MAGIC 0x434f4e44u /* "COND" */
+#define SLICE_NS (40 * 1000000)
+#define ONE_WAITER ((uint64_t)1 << 32)
 
 struct cond_shared {
 	mp_lock own;
 	int64_t lock_off;
 	_Atomic uint32_t seq;
-	_Atomic uint32_t waiters;
 	uint32_t magic;
-	uint32_t reserved[3];
+	_Atomic uint64_t state; /* waiters << 32 | pending */
+	uint64_t reserved;
 };
 
 _Static_assert(sizeof(struct cond_shared) == sizeof(mp_condition), "ABI");
@@ -71,9 +86,8 @@ int mp_condition_init(mp_condition *c, mp_lock *lock)
 		s->lock_off = (int64_t)offsetof(struct cond_shared, own);
 	}
 	atomic_store_explicit(&s->seq, 0, memory_order_relaxed);
-	atomic_store_explicit(&s->waiters, 0, memory_order_relaxed);
-	for (int i = 0; i < 3; i++)
-		s->reserved[i] = 0;
+	atomic_store_explicit(&s->state, 0, memory_order_relaxed);
+	s->reserved = 0;
 	s->magic = COND_MAGIC;
 	return 0;
 }
@@ -84,7 +98,11 @@ int mp_condition_destroy(mp_condition *c)
 
 	if (!valid(s))
 		return -EINVAL;
-	if (atomic_load_explicit(&s->waiters, memory_order_relaxed))
+	/* Waiters killed while waiting stay counted: ask the kernel whether
+	 * anyone sleeps.  Those woken here find nothing pending and sleep
+	 * again. */
+	if (atomic_load_explicit(&s->state, memory_order_relaxed) >> 32 &&
+	    mp__futex_wake(&s->seq, INT_MAX) > 0)
 		return -EBUSY;
 	s->magic = 0;
 	return 0;
@@ -135,22 +153,65 @@ int mp_condition_release(mp_condition *c)
 	return mp_lock_release(lock_of(s));
 }
 
-/* The lock is held and ours.  Release it, sleep, take it back. */
+/* Take a pending notification and leave the count of waiters. */
+static bool take_pending(struct cond_shared *s)
+{
+	uint64_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
+
+	while ((uint32_t)st)
+		if (atomic_compare_exchange_weak_explicit(
+			    &s->state, &st, st - ONE_WAITER - 1,
+			    memory_order_relaxed, memory_order_relaxed))
+			return true;
+	return false;
+}
+
+/* Leave the count of waiters without a notification; drop the pending
+ * ones that no waiter left could take. */
+static void leave(struct cond_shared *s)
+{
+	uint64_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
+	uint64_t next;
+
+	do {
+		uint64_t w = (st >> 32) - 1, p = (uint32_t)st;
+		next = w << 32 | (p < w ? p : w);
+	} while (!atomic_compare_exchange_weak_explicit(
+		&s->state, &st, next, memory_order_relaxed,
+		memory_order_relaxed));
+}
+
+/* The lock is held and ours.  Release it, sleep, take it back.
+ * Return: 0, -ETIMEDOUT, -EOWNERDEAD, -EINVAL (destroyed under us, the
+ * lock not taken back). */
 static int wait_until(struct cond_shared *s, mp_lock *lock,
 		      mp__deadline deadline)
 {
-	uint32_t seq = atomic_load_explicit(&s->seq, memory_order_relaxed);
-	int err = 0;
+	uint32_t seq0 = atomic_load_explicit(&s->seq, memory_order_relaxed);
+	uint32_t cur = seq0;
+	int err;
 
-	atomic_fetch_add_explicit(&s->waiters, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&s->state, ONE_WAITER, memory_order_relaxed);
 	mp_lock_release(lock);
-	while (atomic_load_explicit(&s->seq, memory_order_acquire) == seq) {
-		if (mp__futex_wait(&s->seq, seq, deadline) == -ETIMEDOUT) {
+	for (;;) {
+		mp__deadline until = mp__deadline_min_slice(deadline, SLICE_NS);
+		if (mp__futex_wait(&s->seq, cur, until) == 0)
+			MP__FAULT("cond.wait.woken");
+		if (MP__UNLIKELY(!valid(s)))
+			return -EINVAL;
+		/* Acquire: pairs with notify's release, so a new seq shows
+		 * the notification it granted. */
+		cur = atomic_load_explicit(&s->seq, memory_order_acquire);
+		if (cur != seq0 && take_pending(s)) {
+			err = 0;
+			break;
+		}
+		if (deadline != MP__NEVER && mp__now_ns() >= deadline) {
+			leave(s);
 			err = -ETIMEDOUT;
 			break;
 		}
 	}
-	atomic_fetch_sub_explicit(&s->waiters, 1, memory_order_relaxed);
 	/* -EOWNERDEAD (we hold it) or -EINVAL (someone destroyed it) win
 	 * over a timeout. */
 	int lerr = mp_lock_acquire(lock, MP_FOREVER);
@@ -186,10 +247,10 @@ int mp_condition_wait_for(mp_condition *c, bool (*pred)(void *), void *arg,
 	mp__deadline deadline = mp__deadline_in(timeout_s);
 	while (!pred(arg)) {
 		int err = wait_until(s, lock, deadline);
-		if (err == -EOWNERDEAD)
-			return err;
 		if (err == -ETIMEDOUT)
 			return pred(arg) ? 0 : -ETIMEDOUT;
+		if (err)
+			return err;
 	}
 	return 0;
 }
@@ -200,8 +261,17 @@ int mp_condition_notify(mp_condition *c, int n)
 
 	if (!valid(s) || n < 0)
 		return -EINVAL;
-	if (n == 0 || !atomic_load_explicit(&s->waiters, memory_order_relaxed))
-		return 0;
+	uint64_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
+	uint64_t next;
+	do {
+		uint64_t w = st >> 32, p = (uint32_t)st;
+		if (n == 0 || w == 0)
+			return 0;
+		p = p + (uint64_t)n < w ? p + (uint64_t)n : w;
+		next = w << 32 | p;
+	} while (!atomic_compare_exchange_weak_explicit(
+		&s->state, &st, next, memory_order_relaxed,
+		memory_order_relaxed));
 	atomic_fetch_add_explicit(&s->seq, 1, memory_order_release);
 	mp__futex_wake(&s->seq, n);
 	return 0;

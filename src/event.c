@@ -14,6 +14,11 @@
  * (Python's waiters return True in that case too), and a waiter never
  * sleeps on a word that a set() already changed.  The generation would have
  * to wrap 2^30 times between two looks for a waiter to miss a set().
+ *
+ * A waiter holds nothing and set() wakes them all, so a waiter's death
+ * costs nothing but the WAITERS bit it may leave behind: the next set()
+ * makes a system call for nobody, and destroy asks the kernel whether
+ * anyone really sleeps.
  */
 #include <errno.h>
 #include <limits.h>
@@ -67,7 +72,10 @@ int mp_event_destroy(mp_event *e)
 
 	if (!valid(s))
 		return -EINVAL;
-	if (atomic_load_explicit(&s->word, memory_order_relaxed) & WAITERS)
+	/* WAITERS may be a dead waiter's: ask the kernel whether anyone
+	 * sleeps.  Those woken here see no set() and sleep again. */
+	if ((atomic_load_explicit(&s->word, memory_order_relaxed) & WAITERS) &&
+	    mp__futex_wake(&s->word, INT_MAX) > 0)
 		return -EBUSY;
 	s->magic = 0;
 	return 0;

@@ -90,7 +90,10 @@ MP_EXTERN int mp_rlock_release(mp_rlock *r);
  * (-EOVERFLOW, where Python raises ValueError); an unbounded one refuses to
  * pass INT32_MAX the same way.  Acquire and release make no system call
  * unless someone sleeps.  A process that dies after an acquire does not
- * give its unit back: a semaphore has no owner (as in Python).
+ * give its unit back: a semaphore has no owner (as in Python).  One that
+ * dies while it waits never leaves the others asleep: waiters sleep in
+ * 40 ms slices, so a unit whose wake-up a dead waiter swallowed is found
+ * by another within a slice.
  */
 typedef struct mp_semaphore {
 	uint64_t mp__opaque[4];
@@ -101,7 +104,10 @@ MP_EXTERN int mp_semaphore_init(mp_semaphore *s, unsigned value);
 /* A bounded semaphore: release may not take it above `value`.
  * Return: 0, -EINVAL (NULL, or value above INT32_MAX). */
 MP_EXTERN int mp_semaphore_init_bounded(mp_semaphore *s, unsigned value);
-/* Return: 0, -EINVAL (NULL or not initialized), -EBUSY (someone waits). */
+/* Return: 0, -EINVAL (NULL or not initialized), -EBUSY (a live process
+ * sleeps in acquire: the kernel is asked, so dead waiters do not count;
+ * a waiter it cannot see, between two sleeps or stopped, later gets
+ * -EINVAL from acquire). */
 MP_EXTERN int mp_semaphore_destroy(mp_semaphore *s);
 /* Return: a semaphore in the shared arena, or NULL with errno ENOMEM or
  * EINVAL (value above INT32_MAX). */
@@ -111,7 +117,7 @@ MP_EXTERN mp_semaphore *mp_bounded_semaphore_new(unsigned value);
 MP_EXTERN void mp_semaphore_free(mp_semaphore *s);
 
 /* Take one unit, waiting while there is none.
- * Return: 0, -ETIMEDOUT, -EINVAL.
+ * Return: 0, -ETIMEDOUT, -EINVAL (also: destroyed while we waited).
  * Safety: any thread of any process; blocks (bounded spin, then futex). */
 MP_EXTERN int mp_semaphore_acquire(mp_semaphore *s, double timeout_s);
 
@@ -136,7 +142,8 @@ typedef struct mp_event {
 
 /* Return: 0, -EINVAL (NULL).  The flag starts clear. */
 MP_EXTERN int mp_event_init(mp_event *e);
-/* Return: 0, -EINVAL (NULL or not initialized), -EBUSY (someone waits). */
+/* Return: 0, -EINVAL (NULL or not initialized), -EBUSY (a live process
+ * sleeps in wait: the kernel is asked, so dead waiters do not count). */
 MP_EXTERN int mp_event_destroy(mp_event *e);
 /* Return: an event in the shared arena, or NULL with errno ENOMEM. */
 MP_EXTERN mp_event *mp_event_new(void);
@@ -160,9 +167,12 @@ MP_EXTERN int mp_event_wait(mp_event *e, double timeout_s);
  * Condition (whose default lock is recursive; ours is an mp_lock).  wait()
  * releases the lock, sleeps until notified, and takes the lock back; no
  * notify that happens after the waiter released the lock is lost.  notify(n)
- * wakes at least min(n, waiters) waiters, and may wake more (a waiter that
- * had not yet gone to sleep when it came also returns): wait in a loop on
- * your predicate, or use mp_condition_wait_for().
+ * releases min(n, waiters) of the waiters that came before it.  A waiter
+ * that dies while it waits never leaves the others asleep: a notification
+ * it was given and did not take goes to another waiter within one 40 ms
+ * sleep slice.  But a waiter killed while it waits stays counted, so a
+ * later notify may release one more than asked: wait in a loop on your
+ * predicate, or use mp_condition_wait_for().
  *
  * The lock is found by its distance from the condition, so both must live
  * in the same shared mapping (both in the arena, or both in one mp_shm
@@ -175,7 +185,10 @@ typedef struct mp_condition {
 /* `lock` is an initialized mp_lock in the same mapping, or NULL for the
  * condition's own.  Return: 0, -EINVAL (NULL c, or lock not initialized). */
 MP_EXTERN int mp_condition_init(mp_condition *c, mp_lock *lock);
-/* Return: 0, -EINVAL (NULL or not initialized), -EBUSY (someone waits). */
+/* Return: 0, -EINVAL (NULL or not initialized), -EBUSY (a live process
+ * sleeps in a wait: the kernel is asked, so dead waiters do not count; a
+ * waiter it cannot see, between two sleeps or stopped, later gets -EINVAL
+ * from its wait, without the lock). */
 MP_EXTERN int mp_condition_destroy(mp_condition *c);
 /* A condition in the shared arena.  Return: NULL with errno ENOMEM, or
  * EINVAL (lock not initialized). */
@@ -194,7 +207,8 @@ MP_EXTERN int mp_condition_release(mp_condition *c);
 /* With the lock held: release it, wait for a notify or the timeout, take
  * the lock back (waiting for it without limit, as Python does).
  * Return: 0 (notified: check your predicate), -ETIMEDOUT, -EPERM (this
- * thread does not hold the lock), -EINVAL; -EOWNERDEAD when the lock's
+ * thread does not hold the lock), -EINVAL (also: the condition was
+ * destroyed while we waited); -EOWNERDEAD when the lock's
  * holder died while we waited for it: we hold it, the data it guards may
  * be half-updated.  In every case but -EPERM and -EINVAL the lock is held
  * on return.
@@ -242,7 +256,9 @@ typedef struct mp_barrier {
 
 /* Return: 0, -EINVAL (NULL, parties 0 or above INT32_MAX). */
 MP_EXTERN int mp_barrier_init(mp_barrier *b, unsigned parties);
-/* Return: 0, -EINVAL (NULL or not initialized), -EBUSY (someone waits). */
+/* Return: 0, -EINVAL (NULL or not initialized), -EBUSY (a live process
+ * sleeps in wait: the kernel is asked, so parties that died waiting do
+ * not count, nor does one that died holding the internal lock). */
 MP_EXTERN int mp_barrier_destroy(mp_barrier *b);
 /* Return: a barrier in the shared arena, NULL with errno ENOMEM or EINVAL. */
 MP_EXTERN mp_barrier *mp_barrier_new(unsigned parties);
