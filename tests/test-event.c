@@ -3,29 +3,6 @@
 
 #include "test.h"
 
-/* Whether process pid is asleep ('S' in /proc/<pid>/stat). */
-static bool asleep(pid_t pid)
-{
-	char path[64], buf[512];
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return false;
-	bool s = false;
-	if (fgets(buf, sizeof(buf), f)) {
-		char *p = strrchr(buf, ')');
-		s = p && p[1] == ' ' && p[2] == 'S';
-	}
-	fclose(f);
-	return s;
-}
-
-static void wait_asleep(pid_t pid)
-{
-	while (!asleep(pid))
-		usleep(1000);
-}
-
 TEST(event_bad_input)
 {
 	ASSERT_ERR(mp_event_init(NULL), -EINVAL);
@@ -88,7 +65,7 @@ TEST(event_set_wakes_all_waiters)
 	for (int i = 0; i < WAITERS; i++)
 		pids[i] = test_fork(wait_event, e);
 	for (int i = 0; i < WAITERS; i++)
-		wait_asleep(pids[i]);
+		test_wait_asleep(pids[i]);
 	ASSERT_OK(mp_event_set(e));
 	for (int i = 0; i < WAITERS; i++)
 		ASSERT_EQ(test_wait(pids[i]), 0);
@@ -103,7 +80,7 @@ TEST(event_set_then_clear_wakes_all_waiters)
 	for (int i = 0; i < WAITERS; i++)
 		pids[i] = test_fork(wait_event, e);
 	for (int i = 0; i < WAITERS; i++)
-		wait_asleep(pids[i]);
+		test_wait_asleep(pids[i]);
 	ASSERT_OK(mp_event_set(e));
 	ASSERT_OK(mp_event_clear(e));
 	for (int i = 0; i < WAITERS; i++)

@@ -8,29 +8,6 @@
 #include "fault.h"
 #include "test.h"
 
-/* Whether process pid is asleep ('S' in /proc/<pid>/stat). */
-static bool asleep(pid_t pid)
-{
-	char path[64], buf[512];
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return false;
-	bool s = false;
-	if (fgets(buf, sizeof(buf), f)) {
-		char *p = strrchr(buf, ')');
-		s = p && p[1] == ' ' && p[2] == 'S';
-	}
-	fclose(f);
-	return s;
-}
-
-static void wait_asleep(pid_t pid)
-{
-	while (!asleep(pid))
-		usleep(1000);
-}
-
 /* The first child to stop (at an armed fault point). */
 static pid_t wait_stopped(void)
 {
@@ -85,7 +62,7 @@ TEST(sem_woken_waiter_killed)
 	pid_t w[2];
 	for (int i = 0; i < 2; i++) {
 		w[i] = test_fork(sem_take, (void *)1);
-		wait_asleep(w[i]);
+		test_wait_asleep(w[i]);
 	}
 	ASSERT_OK(mp_semaphore_release(g_sem));
 	pid_t victim = wait_stopped();
@@ -110,7 +87,7 @@ TEST(sem_destroy_after_waiters_killed)
 	pid_t w[3];
 	for (int i = 0; i < 3; i++) {
 		w[i] = test_fork(sem_take, NULL);
-		wait_asleep(w[i]);
+		test_wait_asleep(w[i]);
 	}
 	kill_reap(w[0]);
 	kill_reap(w[2]);
@@ -118,7 +95,7 @@ TEST(sem_destroy_after_waiters_killed)
 	ASSERT_EQ(test_wait(w[1]), 0);
 	ASSERT_EQ(mp_semaphore_get_value(g_sem), 0);
 	pid_t last = test_fork(sem_take, NULL);
-	wait_asleep(last);
+	test_wait_asleep(last);
 	kill_reap(last);
 	ASSERT_OK(mp_semaphore_destroy(g_sem));
 	mp_shared_free(g_sem);
@@ -165,7 +142,7 @@ static void wait_gate_waiters(pid_t *pids, int n)
 		sched_yield();
 	}
 	for (int i = 0; i < n; i++)
-		wait_asleep(pids[i]);
+		test_wait_asleep(pids[i]);
 }
 
 /* Issue 18 #9: notify(1) wakes a waiter that dies before it returns: the
@@ -221,7 +198,7 @@ TEST(event_destroy_after_waiter_killed)
 {
 	g_event = mp_event_new();
 	pid_t w = test_fork(event_wait, NULL);
-	wait_asleep(w);
+	test_wait_asleep(w);
 	kill_reap(w);
 	ASSERT_OK(mp_event_destroy(g_event));
 	mp_shared_free(g_event);
@@ -247,7 +224,7 @@ TEST(barrier_destroy_after_lone_waiter_killed)
 	pid_t w = test_fork(barrier_wait, NULL);
 	while (mp_barrier_n_waiting(g_barrier) != 1)
 		sched_yield();
-	wait_asleep(w);
+	test_wait_asleep(w);
 	kill_reap(w);
 	ASSERT_OK(mp_barrier_destroy(g_barrier));
 	mp_shared_free(g_barrier);
@@ -633,7 +610,7 @@ TEST(event_kill_storm)
 	es_until(&c, g_es->arrived, EV_ROUNDS, EV_ROUNDS);
 	/* (One struck last may still be dying: then it is reaped.) */
 	for (int i = 0; i < c.n; i++)
-		while (c.live[i] && !asleep(c.pid[i])) {
+		while (c.live[i] && !test_asleep(c.pid[i])) {
 			crew_reap(&c, false);
 			usleep(1000);
 		}
@@ -735,7 +712,7 @@ TEST(barrier_kill_storm)
 	while (mp_barrier_n_waiting(&g_bs->b) != PARTIES - 1)
 		sched_yield();
 	for (int i = 0; i < PARTIES - 1; i++)
-		wait_asleep(pid[i]);
+		test_wait_asleep(pid[i]);
 	for (int i = 0; i < PARTIES - 1; i++)
 		kill_reap(pid[i]);
 	ASSERT_OK(mp_barrier_destroy(&g_bs->b));

@@ -16,6 +16,7 @@
  */
 
 #include <dirent.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -221,6 +222,31 @@ static inline int test_count_fds(void)
 		if (fcntl(fd, F_GETFD) != -1)
 			n++;
 	return n;
+}
+
+/* Whether process pid is asleep ('S' in /proc/<pid>/stat). */
+static inline bool test_asleep(pid_t pid)
+{
+	char path[64], buf[512];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return false;
+	bool s = false;
+	if (fgets(buf, sizeof(buf), f)) {
+		char *p = strrchr(buf, ')');
+		s = p && p[1] == ' ' && p[2] == 'S';
+	}
+	fclose(f);
+	return s;
+}
+
+/* Poll until pid sleeps (in a futex wait, say): what a test waits for
+ * before it acts on a sleeper.  The case's watchdog bounds it. */
+static inline void test_wait_asleep(pid_t pid)
+{
+	while (!test_asleep(pid))
+		usleep(1000);
 }
 
 /* Children of this process that are zombies. */
