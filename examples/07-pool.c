@@ -111,7 +111,10 @@ int main(void)
 	printf("\n");
 	mp_imap_free(it);
 
-	/* Python's "with Pool() as pool": close, wait for the workers. */
+	/* No more tasks; wait for the workers to finish and exit: Python's
+	 * pool.close() and pool.join().  (Python's "with Pool() as pool:"
+	 * calls pool.terminate() on exit instead, which kills the workers
+	 * whatever they are doing: that is mp_pool_terminate().) */
 	mp_pool_close(pool);
 	mp_pool_join(pool);
 	mp_pool_free(pool);

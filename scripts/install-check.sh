@@ -1,37 +1,141 @@
 #!/usr/bin/env bash
-# Install to a temporary prefix, then build and run a program against it
-# twice: with pkg-config and with CMake's find_package(multiproc).
+# `make install-check`: install the build twice and check what a user and a
+# packager get.
+#  1. Into a temporary prefix (cmake --install --prefix): the tree is
+#     complete, every exported symbol is versioned MULTIPROC_*, every
+#     public function has a man page `man` finds, and a program builds and
+#     runs against it with pkg-config (shared, then static) and with
+#     CMake's find_package(multiproc) (shared, then static).
+#  2. With DESTDIR and PREFIX=/usr, as a package build does: nothing lands
+#     outside DESTDIR, the .pc file prints the usual flags for /usr, and
+#     scripts/uninstall.sh takes every file away again.
 set -euo pipefail
 build=${1:-build}
+build=$(cd "$build" && pwd)
 here=$(cd "$(dirname "$0")/.." && pwd)
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+manifest=$build/install_manifest.txt
+# Our installs must not replace the manifest of the user's `make install`.
+[ -f "$manifest" ] && cp "$manifest" "$tmp/manifest.saved"
+restore() {
+	if [ -f "$tmp/manifest.saved" ]; then
+		cp "$tmp/manifest.saved" "$manifest"
+	else
+		rm -f "$manifest"
+	fi
+	rm -rf "$tmp"
+}
+trap restore EXIT
+fail() {
+	echo "install-check: $*" >&2
+	exit 1
+}
 
-cmake --install "$build" --prefix "$tmp/prefix" >/dev/null
+version=$(sed -n 's/^project(multiproc VERSION \([0-9.]*\).*/\1/p' \
+	"$here/CMakeLists.txt")
+major=${version%%.*}
+prefix=$tmp/prefix
+cmake --install "$build" --prefix "$prefix" >/dev/null
+libdir=$(dirname "$(find "$prefix" -name libmultiproc.so -print -quit)")
+[ -d "$libdir" ] || fail "no libmultiproc.so installed"
+for f in include/multiproc.h include/multiproc/version.h bin/mpget \
+	share/man/man1/mpget.1 share/man/man7/multiproc.7 \
+	share/man/man3/mp_queue.3 share/doc/multiproc/tutorial.md; do
+	[ -e "$prefix/$f" ] || fail "$f not installed"
+done
+for f in libmultiproc.a libmultiproc.so.$major libmultiproc.so.$version \
+	pkgconfig/multiproc.pc cmake/multiproc/multiprocConfig.cmake; do
+	[ -e "$libdir/$f" ] || fail "$f not installed in $libdir"
+done
+grep -q "MP_VERSION_STRING \"$version\"" "$prefix/include/multiproc/version.h" ||
+	fail "version.h does not say $version"
+echo "tree: ok ($(find "$prefix" -type f | wc -l) files, libdir ${libdir#"$prefix"/})"
+
+# Symbol versions: every symbol the library defines is mp_* at MULTIPROC_x.
+so=$libdir/libmultiproc.so.$version
+bad=$(readelf --dyn-syms -W "$so" |
+	awk '$1 ~ /^[0-9]+:$/ && $7 != "UND" && $8 != "" && $4 != "SECTION"' |
+	awk '$8 !~ /^mp_[a-z0-9_]+@@MULTIPROC_[0-9.]+$/ && $8 !~ /^MULTIPROC_/ {print $8}')
+[ -z "$bad" ] || fail "unversioned or non-mp_ symbols exported: $bad"
+readelf -d "$so" | grep -q "SONAME.*libmultiproc.so.$major" ||
+	fail "soname is not libmultiproc.so.$major"
+echo "symbols: ok ($(readelf --dyn-syms -W "$so" | grep -c '@@MULTIPROC_') versioned)"
+
+# Man pages: every public function of the header, by its own name.
+functions=$(python3 - "$here/include/multiproc" <<'EOF'
+import glob, re, sys
+pub = re.compile(r"^(?:MP_EXTERN|static inline)\b[^;{]*?\b(mp_\w+)\s*\(", re.M)
+names = set()
+for h in glob.glob(sys.argv[1] + "/*.h"):
+    names.update(pub.findall(open(h, encoding="utf-8").read()))
+print("\n".join(sorted(names)))
+EOF
+)
+n=0
+for fn in $functions; do
+	page=$(MANPATH=$prefix/share/man man -w "$fn" 2>/dev/null) ||
+		fail "man $fn: no page"
+	case "$page" in "$prefix"/*) ;; *) fail "man $fn finds $page" ;; esac
+	n=$((n + 1))
+done
+MANPATH=$prefix/share/man MANWIDTH=80 man -P cat mp_queue_put 2>/dev/null |
+	grep -q "mp_queue_put" || fail "man mp_queue_put does not show mp_queue(3)"
+for page in "$prefix"/share/man/man*/*; do
+	[ -L "$page" ] || grep -q '^\.so ' "$page" && continue
+	man -l "$page" >/dev/null 2>&1 || fail "man page does not render: $page"
+done
+echo "man pages: ok ($n functions, man mp_queue_put shows mp_queue(3))"
+
+# A program against it: pkg-config, shared then static.
 cp "$here/examples/01-process.c" "$tmp/app.c"
-
-export PKG_CONFIG_PATH=$tmp/prefix/lib/pkgconfig:$tmp/prefix/lib/x86_64-linux-gnu/pkgconfig
+export PKG_CONFIG_PATH=$libdir/pkgconfig
 # shellcheck disable=SC2046
 cc -std=gnu11 -o "$tmp/app-pc" "$tmp/app.c" $(pkg-config --cflags --libs multiproc) \
 	-Wl,-rpath,"$(pkg-config --variable=libdir multiproc)"
 "$tmp/app-pc" | tail -n 1
-echo "pkg-config build: ok"
+readelf --dyn-syms -W "$tmp/app-pc" | grep -q "mp_process_new@MULTIPROC_" ||
+	fail "the program does not bind mp_process_new at a symbol version"
+# shellcheck disable=SC2046
+cc -std=gnu11 -static -o "$tmp/app-static" "$tmp/app.c" \
+	$(pkg-config --static --cflags --libs multiproc)
+"$tmp/app-static" | tail -n 1
+! readelf -d "$tmp/app-static" 2>/dev/null | grep -q NEEDED ||
+	fail "the static program needs shared libraries"
+echo "pkg-config builds (shared, static): ok"
 
+# And with CMake: multiproc::multiproc, then multiproc::multiproc_static.
 mkdir -p "$tmp/cm"
-cat >"$tmp/cm/CMakeLists.txt" <<'CM'
+cat >"$tmp/cm/CMakeLists.txt" <<CM
 cmake_minimum_required(VERSION 3.20)
 project(app C)
-find_package(multiproc 0.1 REQUIRED)
+find_package(multiproc $version REQUIRED)
 add_executable(app ../app.c)
 target_link_libraries(app PRIVATE multiproc::multiproc)
+add_executable(app-static ../app.c)
+target_link_libraries(app-static PRIVATE multiproc::multiproc_static)
 CM
-cmake -S "$tmp/cm" -B "$tmp/cm/build" -DCMAKE_PREFIX_PATH="$tmp/prefix" >/dev/null
+cmake -S "$tmp/cm" -B "$tmp/cm/build" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
 cmake --build "$tmp/cm/build" >/dev/null
 "$tmp/cm/build/app" | tail -n 1
-echo "find_package build: ok"
+"$tmp/cm/build/app-static" | tail -n 1
+! readelf -d "$tmp/cm/build/app-static" | grep -q 'NEEDED.*libmultiproc' ||
+	fail "multiproc::multiproc_static links the shared library"
+echo "find_package builds (shared, static): ok"
 
-for page in "$tmp"/prefix/share/man/man*/*; do
-	[ -e "$page" ] || continue
-	man -l "$page" >/dev/null 2>&1 || { echo "man page does not render: $page"; exit 1; }
-done
-echo "man pages: ok"
+# 2. DESTDIR with PREFIX=/usr, as dh_auto_install does.
+stage=$tmp/stage
+DESTDIR=$stage cmake --install "$build" --prefix /usr >/dev/null
+outside=$(grep -v "^/usr/" "$manifest" || true)
+[ -z "$outside" ] || fail "installed outside PREFIX=/usr: $outside"
+while IFS= read -r f || [ -n "$f" ]; do
+	[ -e "$stage$f" ] || [ -L "$stage$f" ] || fail "$f is not in DESTDIR"
+done <"$manifest"
+pc=$(find "$stage" -name multiproc.pc)
+grep -qx 'prefix=/usr' "$pc" || fail "$pc: prefix is not /usr"
+flags=$(PKG_CONFIG_PATH=$(dirname "$pc") pkg-config --cflags --libs multiproc | xargs)
+[ "$flags" = "-lmultiproc" ] ||
+	fail "pkg-config for a /usr install prints '$flags', not '-lmultiproc'"
+DESTDIR=$stage "$here/scripts/uninstall.sh" "$manifest" >/dev/null
+left=$(find "$stage" -type f -o -type l)
+[ -z "$left" ] || fail "uninstall left: $left"
+echo "DESTDIR install with PREFIX=/usr, then uninstall: ok"

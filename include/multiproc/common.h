@@ -29,7 +29,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "version.h"
+#include <multiproc/version.h>
 
 #if defined(MP_BUILDING_LIBRARY)
 #define MP_EXTERN __attribute__((visibility("default")))

@@ -20,7 +20,7 @@
 #include <curl/curl.h>
 #include <multiproc.h>
 
-#define MPGET_VERSION "0.1.0"
+#define MPGET_VERSION MP_VERSION_STRING
 
 /* Exit codes (documented in --help and mpget(1)). */
 #define EXIT_OK 0
