@@ -25,7 +25,10 @@ else
 compile = cmake --build $(1) -j$(JOBS) | { grep -v '^\[ *[0-9]*%\] Built target' || true; }
 endif
 
-.PHONY: all deps build test asan tsan demo bench install uninstall \
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
+
+.PHONY: all fuzz deps build test asan tsan demo bench install uninstall \
 	install-check dist deb clean
 
 all: build
@@ -88,6 +91,15 @@ dist:
 deb: dist
 	@scripts/deps.sh deb
 	@scripts/deb.sh out
+
+# Each libFuzzer target (the URL list, file names, connection frames and
+# handshakes) for FUZZ_SECONDS, starting from the committed seeds.
+fuzz:
+	@scripts/deps.sh fuzz
+	@cmake -S . -B $(FUZZ_BUILD) -DCMAKE_C_COMPILER=clang -DMP_FUZZ=ON \
+		-DMP_BUILD_MPGET=ON >/dev/null
+	@cmake --build $(FUZZ_BUILD) -j$(JOBS) --target fuzz-urllist fuzz-names fuzz-conn
+	@scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) out

@@ -12,6 +12,7 @@ pkgs=(build-essential cmake pkg-config libcurl4-openssl-dev libssl-dev nginx-lig
 case "${1:-}" in
 bench) pkgs+=(aria2 wget2 curl gnuplot-nox) ;;
 deb) pkgs+=(debhelper dpkg-dev fakeroot lintian) ;;
+fuzz) pkgs+=(clang libclang-rt-dev) ;;
 esac
 wait_max=${MP_DPKG_WAIT:-600}
 locks=(${MP_DPKG_LOCKS:-/var/lib/dpkg/lock-frontend /var/lib/dpkg/lock
