@@ -37,8 +37,18 @@ typedef struct mp_pool mp_pool;
 /* Unfinished submissions (maps, applies) a pool holds at once. */
 #define MP_POOL_MAX_JOBS 1024
 
+/*
+ * Task errors: a task (map, apply or buf function) returns 0 for success
+ * or a negative error: a -errno value (-EINVAL, -ENOENT, ...) or a code of
+ * your own below -20000 (clear of errno values and of the library's MP_E*
+ * codes).  The value is reported as is, as the item's error and as the
+ * map's result; mp_strerror() names errno values and MP_E* codes and says
+ * "Unknown error" for your own.  A positive value also fails the item (and
+ * is reported as is), but mp_strerror cannot name it: do not use one.
+ */
+
 /* A map function: read one item at `in`, write one result at `out`.
- * Return 0, or non-zero for a failed item (the value is reported as is). */
+ * Return 0, or a negative error for a failed item (see Task errors). */
 typedef int (*mp_map_fn)(const void *in, void *out);
 
 /* An apply function: `len` argument bytes in, at most `cap` result bytes
@@ -59,6 +69,23 @@ typedef struct mp_pool_opts {
 				       run may have done part of its work.
 				       0 = never (Python's behaviour, less
 				       the hang) */
+	double task_timeout;        /* seconds one task (a map chunk, an
+				       apply) may run; 0 = no limit.  A
+				       task that runs longer has its worker
+				       killed (SIGKILL) and replaced; the
+				       task fails with -ETIMEDOUT (each item
+				       of the chunk), or runs again under
+				       retries, as after a death.  Measured
+				       from when the worker took the task,
+				       on CLOCK_MONOTONIC, and enforced by
+				       the parent inside its pool calls
+				       (waits wake for it): a task is
+				       killed between timeout and about
+				       timeout + 2 ms late while the parent
+				       waits in a pool call, and at the next
+				       pool call if it does not.  Workers'
+				       initializers are not timed.  NaN or
+				       < 0: EINVAL */
 } mp_pool_opts;
 
 /* A pool of `processes` workers (0 = mp_cpu_count()), started now.
@@ -192,6 +219,104 @@ MP_EXTERN void mp_async_free(mp_async *a);
 MP_EXTERN ssize_t mp_pool_apply(mp_pool *pool, mp_apply_fn fn,
 				const void *arg, size_t len, void *out,
 				size_t cap);
+
+/*
+ * Variable-size items: mp_pool_map_bufs runs fn on each of n items of any
+ * length (0 included) and collects results of any length:
+ *
+ *     static int upper(const void *in, size_t len, mp_out *out)
+ *     {
+ *             char buf[256];
+ *             for (size_t k = 0; k < len; k += sizeof(buf)) {
+ *                     size_t m = len - k < sizeof(buf) ? len - k
+ *                                                      : sizeof(buf);
+ *                     for (size_t i = 0; i < m; i++)
+ *                             buf[i] = toupper(((const char *)in)[k + i]);
+ *                     int e = mp_out_write(out, buf, m);
+ *                     if (e)
+ *                             return e;
+ *             }
+ *             return 0;
+ *     }
+ *
+ * The items' bytes are copied into the shared arena at the call (so data
+ * made after the pool was created works; the workers map the arena from
+ * their fork) and the results come back through it, chunksize items per
+ * task, with no system call per item.  The inputs of one map must fit in
+ * the arena at once (mp_shared_set_size; 256 MiB by default) or the map
+ * fails with -ENOMEM.
+ */
+typedef struct mp_buf {
+	void *data;
+	size_t len;
+} mp_buf;
+
+/* free() each b[i].data and zero b[i] (NULL b is ignored). */
+MP_EXTERN void mp_bufs_free(mp_buf *b, size_t n);
+
+/* Where a task writes its result (opaque; valid during the task only). */
+typedef struct mp_out mp_out;
+
+/* A task on one variable-size item: read len bytes at in (never NULL, even
+ * for len 0), write the result with mp_out_write, in as many pieces as you
+ * like.  Return 0 or a negative error (see Task errors); a failed item's
+ * result is dropped. */
+typedef int (*mp_task_fn)(const void *in, size_t len, mp_out *out);
+
+/* The most bytes one item's result may have: 16 MiB. */
+#define MP_POOL_RESULT_MAX ((size_t)16 << 20)
+
+/* Append len bytes to the task's result.  Return: 0; -EMSGSIZE when the
+ * result would pass MP_POOL_RESULT_MAX, -ENOMEM when the arena is full:
+ * then the item fails with that error whatever the task returns (later
+ * writes fail the same way); -EINVAL (NULL out, or NULL data with len).
+ * Safety: in the task that got out, while it runs. */
+MP_EXTERN int mp_out_write(mp_out *out, const void *data, size_t len);
+
+/* out[i] = fn(in[i]) for i < n; out[i].data is malloc()ed (free with
+ * mp_bufs_free), NULL with len 0 for an empty result or a failed item.
+ * errs (may be NULL) gets each item's error (0, the task's error, -EMSGSIZE,
+ * -ENOMEM, -ETIMEDOUT, MP_EWORKER).  chunksize as mp_pool_map.
+ * Return: as mp_pool_map: 0; MP_EWORKER; the lowest-index item's error;
+ * -EINVAL (NULL pool, fn, or in / out with n > 0, NULL data with a length,
+ * lengths whose sum overflows), -ENOMEM, MP_ESTATE, MP_EBROKEN.  Every
+ * out[i] is set, also on failure.  n = 0 returns 0.
+ * Safety: as mp_pool_map. */
+MP_EXTERN int mp_pool_map_bufs(mp_pool *pool, mp_task_fn fn,
+			       const mp_buf *in, size_t n, mp_buf *out,
+			       int *errs, size_t chunksize);
+
+/*
+ * Completion callbacks, and waiting for many handles.  There is no hidden
+ * thread: a callback runs in the caller's thread, at the end of a pool
+ * call that noticed its handle finish (any wait, submission or poll on the
+ * pool: mp_pool_map*, mp_imap_next*, mp_async_*, mp_pool_poll,
+ * mp_pool_join, mp_pool_terminate, mp_pool_free), or at once in
+ * mp_async_set_callback if the handle is ready.  Each callback runs exactly
+ * once (the handle is ready, whatever its result: a killed worker's task,
+ * a terminated pool's), unless its handle is freed first (that cancels
+ * it).  A callback may call the pool again (submit, wait, free its own
+ * handle); it must not call mp_pool_free (that aborts).
+ */
+
+/* Run cb(a, ctx) once, when a is ready (now if it is); replaces a callback
+ * not run yet; cb NULL removes it.  Return: 0, -EINVAL. */
+MP_EXTERN int mp_async_set_callback(mp_async *a,
+				    void (*cb)(mp_async *a, void *ctx),
+				    void *ctx);
+
+/* Wait up to timeout_s for handles with a callback to finish, and run the
+ * callbacks of those that did.  Returns at once when no handle with a
+ * callback is unfinished.  Return: how many callbacks ran (0 when none was
+ * ready in time), -EINVAL.  Safety: as mp_async_wait. */
+MP_EXTERN int mp_pool_poll(mp_pool *pool, double timeout_s);
+
+/* Wait until one of as[0..n) is ready (concurrent.futures'
+ * FIRST_COMPLETED); all unfinished ones must come from the same pool.
+ * Return: the lowest index of a ready handle, -ETIMEDOUT, -EINVAL (NULL as
+ * or entry, n = 0, handles of two pools). */
+MP_EXTERN int mp_async_wait_any(mp_async *const *as, size_t n,
+				double timeout_s);
 
 /*
  * No starmap: in C an item is already any struct, so a map over structs is
