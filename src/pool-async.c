@@ -49,6 +49,7 @@ int mp__pool_dispatch(struct mp_pool *p)
 		p->in_callback++;
 		cb((mp_async *)r, r->cb_ctx);
 		p->in_callback--;
+		p->callbacks_run++;
 		ran++;
 	}
 	return ran;
@@ -270,7 +271,11 @@ int mp_pool_poll(mp_pool *pool, double timeout_s)
 	if (!any_callback(pool, &pending) && pending)
 		mp__pool_wait(pool, any_callback, &pending, 0, WAIT_ANY,
 			      mp__deadline_in(timeout_s));
-	return mp__pool_dispatch(pool);
+	/* Count those that ran in callbacks' own pool calls too. */
+	uint64_t before = pool->callbacks_run;
+	mp__pool_dispatch(pool);
+	uint64_t ran = pool->callbacks_run - before;
+	return ran > INT32_MAX ? INT32_MAX : (int)ran;
 }
 
 struct any_ctx {

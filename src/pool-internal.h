@@ -177,6 +177,7 @@ struct mp_pool {
 	unsigned spawn_failures; /* failed spawns in a row */
 	int64_t spawn_retry_at;  /* no spawn before (after a failure) */
 	unsigned in_callback;    /* depth of callbacks running */
+	uint64_t callbacks_run;  /* by dispatches, for mp_pool_poll */
 	struct req *cbq, *cbq_tail; /* finished handles with a callback */
 	struct worker *w;
 	struct warg *wargs;
