@@ -179,6 +179,7 @@ struct mp_pool {
 	unsigned in_callback;    /* depth of callbacks running */
 	uint64_t callbacks_run;  /* by dispatches, for mp_pool_poll */
 	struct req *cbq, *cbq_tail; /* finished handles with a callback */
+	struct stream *streams;     /* open mp_pool_imap_source iterators */
 	struct worker *w;
 	struct warg *wargs;
 	struct pollfd *pfds;
@@ -263,5 +264,6 @@ void mp__bufs_release(struct req *r);
 
 /* pool-imap.c */
 void mp__stream_release(struct req *r);
+void mp__pool_forget_streams(struct mp_pool *p); /* the pool is freed */
 
 #endif

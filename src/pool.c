@@ -565,6 +565,8 @@ void mp__req_release(struct req *r)
 {
 	if (r->kind == JOB_BUFS)
 		mp__bufs_release(r);
+	if (r->kind == JOB_STREAM)
+		mp__stream_release(r);
 	mp_shared_free(r->block);
 	free(r->tries);
 	free(r->holes);
@@ -1183,6 +1185,7 @@ void mp_pool_free(mp_pool *pool)
 	/* Every request is finished now: handles no longer need the pool. */
 	fail_all(pool, MP_ECLOSED);
 	mp__pool_dispatch(pool);
+	mp__pool_forget_streams(pool);
 	close(pool->efd);
 	mp_shared_free(pool->s);
 	free(pool->w);

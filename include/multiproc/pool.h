@@ -144,6 +144,9 @@ MP_EXTERN int mp_pool_map_errors(mp_pool *pool, mp_map_fn fn, const void *in,
  * by chunk).  Inputs are copied at the call; the tasks run meanwhile.
  */
 typedef struct mp_imap mp_imap;
+typedef struct mp_buf mp_buf; /* below */
+typedef struct mp_out mp_out;
+typedef int (*mp_task_fn)(const void *in, size_t len, mp_out *out);
 
 /* Return: the iterator (free with mp_imap_free), or NULL with errno EINVAL,
  * ENOMEM, or MP_ESTATE / MP_EBROKEN negated (errno = -MP_ESTATE...).
@@ -169,6 +172,68 @@ MP_EXTERN int mp_imap_next(mp_imap *it, size_t *index, void *out,
 /* Free the iterator; unfinished tasks still run, their results are dropped.
  * Valid after the pool was freed.  NULL is ignored. */
 MP_EXTERN void mp_imap_free(mp_imap *it);
+
+/*
+ * Streams: items come from a source function as the pool has room for
+ * them, so memory stays bounded whatever the number of items:
+ *
+ *     static int next_line(void *ctx, mp_buf *item)   (1, 0 or < 0)
+ *     ...
+ *     mp_imap *it = mp_pool_imap_source(pool, task, next_line, &state, 0,
+ *                                       true);
+ *     mp_buf res;
+ *     size_t i;
+ *     int r;
+ *     while ((r = mp_imap_next_buf(it, &i, &res, MP_FOREVER)) !=
+ *            MP_ECLOSED) {
+ *             ... r is 0 or item i's error (i is SIZE_MAX for a source
+ *                 error or a timeout) ...
+ *             free(res.data);
+ *     }
+ *     mp_imap_free(it);
+ *
+ * The window: the iterator calls the source (in the caller's thread,
+ * inside mp_pool_imap_source and mp_imap_next_buf) only while fewer than
+ * 2 * workers + 2 batches of chunksize items are in flight (submitted, not
+ * yet being delivered) and their inputs hold fewer than
+ * MP_POOL_STREAM_BYTES bytes.  So a stream holds at most
+ * (2 * workers + 3) * chunksize items not yet delivered (the window and
+ * the batch being delivered), about MP_POOL_STREAM_BYTES input bytes plus
+ * two batches, and the results of those items, in the shared arena and
+ * in the caller; 2,000,000 items of 16 bytes raise the peak resident
+ * size by under 1 MiB (tests/test-pool-stream.c).
+ */
+
+/* Return 1 with *item set to the next item (its data valid until the next
+ * call), 0 when there are no more, or a negative error that ends the
+ * stream. */
+typedef int (*mp_source_fn)(void *ctx, mp_buf *item);
+
+/* Input bytes in flight past which a stream stops calling its source. */
+#define MP_POOL_STREAM_BYTES ((size_t)16 << 20)
+/* The largest chunksize a stream takes. */
+#define MP_POOL_STREAM_CHUNK_MAX ((size_t)1 << 16)
+
+/* Run fn on every item of source, chunksize items per task (0 = 64),
+ * delivered in source order (ordered) or as batches finish.  Starts pulling
+ * and submitting at once.
+ * Return: the iterator (mp_imap_free), or NULL with errno EINVAL (NULL
+ * pool, fn or source; chunksize > MP_POOL_STREAM_CHUNK_MAX), ENOMEM, or
+ * -MP_ESTATE / -MP_EBROKEN.  Safety: as mp_pool_imap. */
+MP_EXTERN mp_imap *mp_pool_imap_source(mp_pool *pool, mp_task_fn fn,
+				       mp_source_fn source, void *ctx,
+				       size_t chunksize, bool ordered);
+
+/* The next result of a stream: out->data malloc()ed (NULL for an empty
+ * result or a failed item), *index (may be NULL) its item's position in
+ * the source's order.
+ * Return: 0; the item's error, *index set; the source's error (or the
+ * error that stopped a submission: -ENOMEM, MP_ESTATE after close or
+ * terminate), once, after the items before it, *index SIZE_MAX; then
+ * MP_ECLOSED; -ETIMEDOUT; -EINVAL (NULL it or out, an iterator not from
+ * mp_pool_imap_source).  Safety: as mp_imap_next. */
+MP_EXTERN int mp_imap_next_buf(mp_imap *it, size_t *index, mp_buf *out,
+			       double timeout_s);
 
 /*
  * apply_async / map_async: submit and get a handle; the handle is owned by
@@ -246,22 +311,19 @@ MP_EXTERN ssize_t mp_pool_apply(mp_pool *pool, mp_apply_fn fn,
  * the arena at once (mp_shared_set_size; 256 MiB by default) or the map
  * fails with -ENOMEM.
  */
-typedef struct mp_buf {
+struct mp_buf {
 	void *data;
 	size_t len;
-} mp_buf;
+};
 
 /* free() each b[i].data and zero b[i] (NULL b is ignored). */
 MP_EXTERN void mp_bufs_free(mp_buf *b, size_t n);
 
-/* Where a task writes its result (opaque; valid during the task only). */
-typedef struct mp_out mp_out;
-
-/* A task on one variable-size item: read len bytes at in (never NULL, even
- * for len 0), write the result with mp_out_write, in as many pieces as you
- * like.  Return 0 or a negative error (see Task errors); a failed item's
- * result is dropped. */
-typedef int (*mp_task_fn)(const void *in, size_t len, mp_out *out);
+/* mp_out: where a task writes its result (opaque; valid during the task
+ * only).  mp_task_fn: a task on one variable-size item: read len bytes at
+ * in (never NULL, even for len 0), write the result with mp_out_write, in
+ * as many pieces as you like.  Return 0 or a negative error (see Task
+ * errors); a failed item's result is dropped. */
 
 /* The most bytes one item's result may have: 16 MiB. */
 #define MP_POOL_RESULT_MAX ((size_t)16 << 20)
