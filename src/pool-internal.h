@@ -167,6 +167,7 @@ struct mp_pool {
 	unsigned maxtasks;
 	unsigned retries;
 	int64_t task_timeout; /* ns, 0: none */
+	int nkilled;          /* killed for their time, not yet reaped */
 	bool closed, terminated, joined, stopping, broken;
 	int efd;
 	uint64_t pub;

@@ -73,6 +73,21 @@
  * MP_EBROKEN and so do later calls.  While some worker lives the pool
  * works, short-handed, and keeps retrying once a second.
  *
+ * Task timeouts (opts.task_timeout): a worker stamps the time it took a
+ * chunk in its slot (`started`, CLOCK_MONOTONIC, the same clock in every
+ * process) and clears it when the chunk is done.  The parent looks at the
+ * stamps in every pump and before every sleep: a chunk past the limit has
+ * its worker killed (SIGKILL, the flag timed_out on our side), and the
+ * death is handled as any other, except that the chunk fails with
+ * -ETIMEDOUT (or goes to the redo queue under retries).  A sleep ends by
+ * the earliest running chunk's limit, and at the latest one timeout from
+ * now, since a chunk that starts while the parent sleeps does not wake it.
+ * No thread and no timer: outside the pool calls nothing is enforced.
+ *
+ * Variable-size items (pool-bufs.c), handles and callbacks
+ * (pool-async.c) and iterators and streams (pool-imap.c) build on this
+ * file through pool-internal.h.
+ *
  * Ring slots are retired when the parent sees their job complete; a slot
  * is reused only when no worker's hazard still names its old job.
  *
@@ -453,6 +468,8 @@ static void handle_death(struct mp_pool *p, int i)
 	/* Killed for its task's time: the task fails as timed out. */
 	int code = w->timed_out ? -ETIMEDOUT : MP_EWORKER;
 
+	if (w->timed_out)
+		p->nkilled--;
 	mp_process_join(w->proc, MP_FOREVER);
 	mp_process_free(w->proc);
 	w->proc = NULL;
@@ -519,6 +536,7 @@ static int64_t check_timeouts(struct mp_pool *p)
 		int64_t end = t0 + p->task_timeout;
 		if (now >= end) {
 			w->timed_out = true;
+			p->nkilled++;
 			mp_process_kill(w->proc);
 		} else if (end < next) {
 			next = end;
@@ -664,8 +682,11 @@ static void sweep(struct mp_pool *p, struct req *r)
 void mp__pool_pump(struct mp_pool *p)
 {
 	check_timeouts(p);
-	if (atomic_load_explicit(&p->s->retired, memory_order_acquire) !=
-	    p->retired_seen)
+	/* A worker killed for its time is reaped here too, so a caller that
+	 * only polls (mp_async_ready) sees its task fail. */
+	if (p->nkilled ||
+	    atomic_load_explicit(&p->s->retired, memory_order_acquire) !=
+		    p->retired_seen)
 		mp__check_workers(p);
 	else if (p->nmissing)
 		respawn(p);
@@ -805,6 +826,8 @@ static void stop_workers(struct mp_pool *p, bool kill_them)
 		mp_process_free(p->w[i].proc);
 		p->w[i].proc = NULL;
 		p->w[i].pidfd = -1;
+		if (p->w[i].timed_out)
+			p->nkilled--;
 		p->w[i].timed_out = false;
 		struct wslot *ws = &p->s->slots[i];
 		uint64_t id = atomic_load_explicit(&ws->job,

@@ -1,6 +1,7 @@
 /* Pool task timeouts: a task running past opts.task_timeout has its worker
  * killed and replaced; the task fails with -ETIMEDOUT or runs again. */
 #include <math.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <time.h>
@@ -213,6 +214,22 @@ TEST(pool_timeout_apply_async_and_terminate)
 	ASSERT_EQ(test_count_zombies(), 0);
 }
 
+/* A caller that only polls mp_async_ready still sees the task time out
+ * (the kill and the reaping happen in the poll). */
+TEST(pool_timeout_seen_by_ready_polling)
+{
+	mp_pool *p = timed_pool(0.05, 0, 0);
+	int32_t forever = -1, got;
+	mp_async *a = mp_pool_apply_async(p, sleep_ms, &forever,
+					  sizeof(forever), 4);
+	ASSERT_NOT_NULL(a);
+	while (!mp_async_ready(a))
+		sched_yield();
+	ASSERT_ERR(mp_async_get(a, &got, sizeof(got), 0), -ETIMEDOUT);
+	mp_async_free(a);
+	mp_pool_free(p);
+}
+
 TEST(pool_timeout_bad_values)
 {
 	mp_pool_opts o = {.processes = 1, .task_timeout = -1};
@@ -233,4 +250,5 @@ TEST_MAIN(T(pool_timeout_hung_task_fails_and_pool_goes_on),
 	  T(pool_timeout_with_maxtasksperchild),
 	  T(pool_timeout_long_task_under_limit_is_not_killed),
 	  T(pool_timeout_apply_async_and_terminate),
+	  T(pool_timeout_seen_by_ready_polling),
 	  T(pool_timeout_bad_values))
