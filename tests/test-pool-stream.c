@@ -193,20 +193,25 @@ TEST(pool_stream_worker_death_and_bad_arguments)
 	mp_imap *fixed = mp_pool_imap(p, NULL, &x, 4, 4, 1, 1);
 	ASSERT(fixed == NULL); /* NULL fn */
 
-	/* The pool freed under an open stream: what was in flight fails
-	 * as closed, then the stream ends. */
+	/* The pool freed under an open stream: what was in flight is
+	 * delivered (done, or failed as closed), then the stream ends. */
 	struct src e = {.n = SIZE_MAX};
 	it = mp_pool_imap_source(p, reverse, numbers, &e, 10, false);
 	ASSERT_NOT_NULL(it);
 	mp_pool_free(p);
-	size_t closed = 0;
+	size_t left = 0;
 	int r;
-	while ((r = mp_imap_next_buf(it, &i, &res, 0)) == MP_ECLOSED &&
-	       i != SIZE_MAX)
-		closed++;
-	ASSERT_ERR(r, MP_ECLOSED);
-	ASSERT_EQ(i, SIZE_MAX);
-	ASSERT_CMP(closed, <=, 60);
+	while ((r = mp_imap_next_buf(it, &i, &res, 0)) != MP_ECLOSED ||
+	       i != SIZE_MAX) {
+		ASSERT(r == 0 || r == MP_ECLOSED);
+		if (r == 0)
+			check_item(i, &res);
+		free(res.data);
+		left++;
+	}
+	ASSERT_EQ(left, 60);
+	ASSERT_EQ(e.given, 60);
+	ASSERT_ERR(mp_imap_next_buf(it, &i, &res, 0), MP_ECLOSED);
 	mp_imap_free(it);
 }
 
@@ -277,7 +282,9 @@ TEST(pool_stream_two_million_items_bounded_memory)
 	ASSERT_EQ(sum, (uint64_t)1999999 * 2000000 / 2);
 	fprintf(stderr, "# VmHWM %ld -> %ld KiB (+%ld KiB)\n", hwm0, hwm1,
 		hwm1 - hwm0);
+#ifndef __SANITIZE_ADDRESS__
 	ASSERT_CMP(hwm1 - hwm0, <, 64L << 10);
+#endif /* ASan's quarantine keeps freed blocks resident: no bound */
 	mp_pool_free(p);
 }
 
