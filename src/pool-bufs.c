@@ -227,8 +227,8 @@ int mp__bufs_collect(struct req *r, size_t lo, size_t hi, mp_buf *out,
 		o->len = 0;
 		if (!e && r->items[i].out_len) {
 			size_t len = r->items[i].out_len;
-			const char *blk =
-				(const char *)(intptr_t)r->blks[i / r->chunksize];
+			int64_t b = r->blks[i / r->chunksize];
+			const char *blk = (const char *)(intptr_t)b;
 			o->data = malloc(len);
 			if (o->data) {
 				memcpy(o->data, blk + r->items[i].out_off, len);

@@ -114,8 +114,8 @@ int mp_imap_next(mp_imap *it, size_t *index, void *out, double timeout_s)
 {
 	if (index)
 		*index = SIZE_MAX;
-	if (!it || !mp__timeout_ok(timeout_s))
-		return -EINVAL;
+	if (!it || it->r.kind == JOB_STREAM || !mp__timeout_ok(timeout_s))
+		return -EINVAL; /* a stream's results: mp_imap_next_buf */
 	struct req *r = &it->r;
 	struct mp_pool *p = r->finished ? NULL : r->pool;
 	mp__deadline deadline = mp__deadline_in(timeout_s);

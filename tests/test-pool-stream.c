@@ -178,6 +178,7 @@ TEST(pool_stream_worker_death_and_bad_arguments)
 		ASSERT_EQ(res.len, 0);
 	}
 	ASSERT_ERR(mp_imap_next_buf(it, &i, &res, 0), MP_ECLOSED);
+	ASSERT_ERR(mp_imap_next(it, &i, &res, 0), -EINVAL);
 	mp_imap_free(it);
 
 	errno = 0;

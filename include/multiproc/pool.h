@@ -163,8 +163,9 @@ MP_EXTERN mp_imap *mp_pool_imap_unordered(mp_pool *pool, mp_map_fn fn,
  * sets *index (may be NULL) to its item.
  * Return: 0; the item's error (its fn's non-zero value, or MP_EWORKER) with
  * *index set; MP_ECLOSED once every item was delivered (or the pool was
- * terminated); -ETIMEDOUT; -EINVAL.  *index is SIZE_MAX when no item was
- * delivered, which tells an item error from a timeout.
+ * terminated); -ETIMEDOUT; -EINVAL (also for a stream's iterator: use
+ * mp_imap_next_buf).  *index is SIZE_MAX when no item was delivered, which
+ * tells an item error from a timeout.
  * Safety: the pool's process, one thread; blocks like mp_pool_map. */
 MP_EXTERN int mp_imap_next(mp_imap *it, size_t *index, void *out,
 			   double timeout_s);
