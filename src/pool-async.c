@@ -121,7 +121,7 @@ mp_async *mp_pool_map_async(mp_pool *pool, mp_map_fn fn, const void *in,
 	}
 	struct req *r;
 	int e = mp__submit_map(pool, fn, in, in_size, out, out_size, n,
-			       chunksize, false, &r);
+			       chunksize, false, false, &r);
 	if (e) {
 		errno = -e;
 		return NULL;

@@ -14,7 +14,7 @@ static mp_imap *imap_new(mp_pool *pool, mp_map_fn fn, const void *in,
 {
 	struct req *r;
 	int e = mp__submit_map(pool, fn, in, in_size, NULL, out_size, n,
-			       chunksize, true, &r);
+			       chunksize, true, false, &r);
 	if (e) {
 		errno = -e;
 		return NULL;

@@ -83,6 +83,8 @@ struct pool_shared {
 	_Atomic uint32_t wait_mode;
 	_Atomic uint64_t wait_id; /* 0: any completion */
 	_Atomic uint32_t retired;
+	_Atomic int64_t stage_off; /* pool-stage.c */
+	_Atomic uint64_t stage_size;
 	_Alignas(MP__CACHELINE) _Atomic uint64_t redo_head;
 	_Atomic uint64_t redo_tail;
 	struct redo {
@@ -151,6 +153,7 @@ struct req {
 	struct req *st_next;   /* a stream's batches, oldest first */
 	size_t base;           /* a stream batch: index of its first item */
 	size_t bytes;          /* a stream batch: its input bytes */
+	size_t block_size;     /* bytes of block used */
 };
 
 struct mp_async {
@@ -181,6 +184,9 @@ struct mp_pool {
 	uint64_t callbacks_run;  /* by dispatches, for mp_pool_poll */
 	struct req *cbq, *cbq_tail; /* finished handles with a callback */
 	struct stream *streams;     /* open mp_pool_imap_source iterators */
+	void *stage;                /* pool-stage.c */
+	size_t stage_size;
+	bool stage_busy;
 	struct worker *w;
 	struct warg *wargs;
 	struct pollfd *pfds;
@@ -235,7 +241,8 @@ int mp__submit_check(struct mp_pool *p);
 int mp__publish(struct mp_pool *p, struct req *r, uintptr_t fn);
 int mp__submit_map(struct mp_pool *p, mp_map_fn fn, const void *in,
 		   size_t in_size, void *user_out, size_t out_size, size_t n,
-		   size_t chunksize, bool want_errs, struct req **out_r);
+		   size_t chunksize, bool want_errs, bool staged,
+		   struct req **out_r);
 size_t mp__auto_chunksize(struct mp_pool *p, size_t n);
 void mp__check_workers(struct mp_pool *p);
 void mp__req_release(struct req *r);
@@ -262,6 +269,14 @@ int mp__bufs_collect(struct req *r, size_t lo, size_t hi, mp_buf *out,
 int mp__bufs_prepare(struct mp_pool *p, const mp_buf *in, size_t n,
 		     size_t chunksize, struct req **out_r);
 void mp__bufs_release(struct req *r);
+
+/* pool-stage.c: the staging block of synchronous maps */
+void mp__stage_init(struct mp_pool *p);
+void *mp__stage_take(struct mp_pool *p, size_t total); /* NULL: allocate */
+void mp__stage_give(struct mp_pool *p, struct req *r, size_t total);
+void mp__stage_free(struct mp_pool *p);
+bool mp__stage_drop_idle(struct mp_pool *p); /* the arena is full */
+void mp__stage_worker(struct pool_shared *s); /* as a worker starts */
 
 /* pool-imap.c */
 void mp__stream_release(struct req *r);

@@ -274,6 +274,7 @@ static int worker_main(void *arg)
 
 	if (a->init)
 		a->init(a->initargs);
+	mp__stage_worker(s);
 	atomic_store_explicit(&w->state, W_READY, memory_order_release);
 	for (;;) {
 		uint32_t seq = atomic_load_explicit(&s->work_seq,
@@ -928,7 +929,8 @@ size_t mp__auto_chunksize(struct mp_pool *p, size_t n)
 
 int mp__submit_map(struct mp_pool *p, mp_map_fn fn, const void *in,
 		   size_t in_size, void *user_out, size_t out_size, size_t n,
-		   size_t chunksize, bool want_errs, struct req **out_r)
+		   size_t chunksize, bool want_errs, bool staged,
+		   struct req **out_r)
 {
 	if (!p || !fn || (in_size && !in && n))
 		return -EINVAL;
@@ -961,8 +963,16 @@ int mp__submit_map(struct mp_pool *p, mp_map_fn fn, const void *in,
 	r->out_size = out_size;
 	r->user_out = user_out;
 	r->cur = r->cur_end = 0;
-	if (total) {
+	r->block_size = total;
+	if (total && staged && (r->block = mp__stage_take(p, total))) {
+		/* Reused: zero what the workers do not overwrite. */
+		memset(r->block, 0, align16(recs_sz) + align16(errs_sz));
+		if (out_sz)
+			memset((char *)r->block + total - out_sz, 0, out_sz);
+	} else if (total) {
 		r->block = mp_shared_alloc(total);
+		if (!r->block && mp__stage_drop_idle(p))
+			r->block = mp_shared_alloc(total);
 		if (!r->block) {
 			free(r);
 			return -ENOMEM;
@@ -1031,9 +1041,10 @@ mp_pool *mp_pool_new_opts(const mp_pool_opts *opts)
 	s->magic = POOL_MAGIC;
 	s->nworkers = (uint32_t)nw;
 	s->efd = p->efd;
+	p->s = s;
+	mp__stage_init(p);
 	atomic_store_explicit(&s->head, 1, memory_order_relaxed);
 	atomic_store_explicit(&s->pub, 0, memory_order_release);
-	p->s = s;
 	for (int i = 0; i < nw; i++) {
 		p->w[i].pidfd = -1;
 		p->wargs[i] = (struct warg){.s = s,
@@ -1054,6 +1065,7 @@ mp_pool *mp_pool_new_opts(const mp_pool_opts *opts)
 	return p;
 
 err_free_shared:
+	mp__stage_free(p);
 	mp_shared_free(s);
 err_close_efd:
 	close(p->efd);
@@ -1107,7 +1119,7 @@ static int map_common(mp_pool *p, mp_map_fn fn, const void *in,
 		mp__check_workers(p);
 	struct req *r;
 	int e = mp__submit_map(p, fn, in, in_size, NULL, out_size, n,
-			       chunksize, errs != NULL, &r);
+			       chunksize, errs != NULL, true, &r);
 	if (e)
 		return e;
 	e = mp__pool_wait(p, mp__cond_req, r, r->id, WAIT_ALL, MP__NEVER);
@@ -1121,6 +1133,7 @@ static int map_common(mp_pool *p, mp_map_fn fn, const void *in,
 		for (size_t i = 0; i < n; i++)
 			errs[i] = r->errs[i];
 	e = r->err;
+	mp__stage_give(p, r, r->block_size);
 	mp__req_release(r);
 	mp__pool_dispatch(p);
 	return e;
@@ -1209,6 +1222,7 @@ void mp_pool_free(mp_pool *pool)
 	fail_all(pool, MP_ECLOSED);
 	mp__pool_dispatch(pool);
 	mp__pool_forget_streams(pool);
+	mp__stage_free(pool);
 	close(pool->efd);
 	mp_shared_free(pool->s);
 	free(pool->w);
