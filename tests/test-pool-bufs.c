@@ -338,7 +338,52 @@ TEST(pool_bufs_timeout)
 	mp_pool_free(p);
 }
 
-TEST_MAIN(T(pool_bufs_random_lengths_exact), T(pool_bufs_errors_per_item),
+static int worker_tag;
+
+static void set_tag(void *arg)
+{
+	worker_tag = *(int *)arg;
+}
+
+/* The result: the worker's tag (set by the initializer), then the
+ * input. */
+static int tagged(const void *in, size_t len, mp_out *out)
+{
+	int e = mp_out_write(out, &worker_tag, sizeof(worker_tag));
+	return e ? e : mp_out_write(out, in, len);
+}
+
+TEST(pool_bufs_initializer_and_maxtasksperchild)
+{
+	int tag = 4242;
+	mp_pool_opts o = {.processes = 2,
+			  .initializer = set_tag,
+			  .initargs = &tag,
+			  .maxtasksperchild = 2};
+	mp_pool *p = mp_pool_new_opts(&o);
+	ASSERT_NOT_NULL(p);
+	size_t used = mp_shared_used();
+	mp_buf *in = random_items(100);
+	mp_buf out[100];
+	int errs[100];
+	/* 100 chunks: about 50 workers come and go. */
+	ASSERT_OK(mp_pool_map_bufs(p, tagged, in, 100, out, errs, 1));
+	for (size_t i = 0; i < 100; i++) {
+		ASSERT_EQ(errs[i], 0);
+		ASSERT_EQ(out[i].len, sizeof(int) + in[i].len);
+		ASSERT_EQ(*(int *)out[i].data, 4242);
+		ASSERT(memcmp((char *)out[i].data + sizeof(int), in[i].data,
+			      in[i].len) == 0);
+	}
+	mp_bufs_free(out, 100);
+	ASSERT_EQ(mp_shared_used(), used);
+	mp_bufs_free(in, 100);
+	free(in);
+	mp_pool_free(p);
+}
+
+TEST_MAIN(T(pool_bufs_random_lengths_exact),
+	  T(pool_bufs_initializer_and_maxtasksperchild), T(pool_bufs_errors_per_item),
 	  T(pool_bufs_result_too_large_fails_only_that_item),
 	  T(pool_bufs_empty_and_bad_arguments),
 	  T(pool_bufs_worker_death_fails_its_chunk),
