@@ -109,6 +109,7 @@ struct worker {
 	mp_process *proc; /* NULL: no process in this slot */
 	int pidfd;
 	bool timed_out; /* killed by the parent for its task's time */
+	int64_t killed_stamp; /* the start stamp of that task */
 };
 
 struct stream;

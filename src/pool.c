@@ -466,8 +466,13 @@ static void handle_death(struct mp_pool *p, int i)
 	struct worker *w = &p->w[i];
 	struct wslot *ws = &p->s->slots[i];
 
-	/* Killed for its task's time: the task fails as timed out. */
-	int code = w->timed_out ? -ETIMEDOUT : MP_EWORKER;
+	/* Killed for its task's time: the task fails as timed out, unless
+	 * the chunk it held is not the one that ran too long (that one
+	 * ended, and the worker took the next, as the kill was sent). */
+	int64_t t0 = atomic_load_explicit(&ws->started, memory_order_acquire);
+	int code = MP_EWORKER;
+	if (w->timed_out && t0 == w->killed_stamp)
+		code = -ETIMEDOUT;
 
 	if (w->timed_out)
 		p->nkilled--;
@@ -537,6 +542,7 @@ static int64_t check_timeouts(struct mp_pool *p)
 		int64_t end = t0 + p->task_timeout;
 		if (now >= end) {
 			w->timed_out = true;
+			w->killed_stamp = t0;
 			p->nkilled++;
 			mp_process_kill(w->proc);
 		} else if (end < next) {
