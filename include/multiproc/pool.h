@@ -117,7 +117,10 @@ MP_EXTERN int mp_pool_worker_pids(const mp_pool *pool, pid_t *pids, int cap);
  * others are in out); -EINVAL (NULL pool or fn, NULL buffer with a size,
  * size overflow), -ENOMEM, MP_ESTATE (closed), MP_EBROKEN.  n = 0 returns 0.
  * Safety: the pool's process, one thread; blocks in poll(2) on the workers'
- * pidfds and an eventfd, after a short spin. */
+ * pidfds and an eventfd, after a short spin.
+ * Memory: the pool keeps the shared block of its largest map so far (1 MiB
+ * from its creation, pre-faulted in the workers; up to 16 MiB) for the
+ * next, so a map pays no page faults for memory an earlier one used. */
 MP_EXTERN int mp_pool_map(mp_pool *pool, mp_map_fn fn, const void *in,
 			  size_t in_size, void *out, size_t out_size, size_t n,
 			  size_t chunksize);
