@@ -6,6 +6,14 @@
 
 #include "test.h"
 
+/* Under ASan the parent's own allocations fault in shadow memory: its
+ * count says nothing about the pool there, only the workers' does. */
+#ifdef __SANITIZE_ADDRESS__
+#define PARENT_BOUND 100000
+#else
+#define PARENT_BOUND 10
+#endif
+
 static long parent_faults(void)
 {
 	struct rusage ru;
@@ -84,7 +92,7 @@ TEST(pool_first_map_takes_no_page_faults)
 		ASSERT_EQ(out[i], (int64_t)i * i);
 	fprintf(stderr, "# faults in the first map: parent %ld, workers %ld\n",
 		dpf, dwf);
-	ASSERT_CMP(dpf, <, 10);
+	ASSERT_CMP(dpf, <, PARENT_BOUND);
 	ASSERT_CMP(dwf, <, 10);
 	/* A bigger map allocates; the next one of its size reuses it. */
 	int32_t *in2 = malloc(10 * N * sizeof(*in2));
@@ -100,7 +108,7 @@ TEST(pool_first_map_takes_no_page_faults)
 	pf = parent_faults();
 	ASSERT_OK(mp_pool_map(p, square, in2, sizeof(*in2), out2,
 			      sizeof(*out2), 10 * N, 0));
-	ASSERT_CMP(parent_faults() - pf, <, 10);
+	ASSERT_CMP(parent_faults() - pf, <, PARENT_BOUND);
 	for (int i = 0; i < 10 * N; i++)
 		ASSERT_EQ(out2[i], (int64_t)i * i);
 	/* The small stage went back for the big one. */
