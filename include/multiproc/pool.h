@@ -79,13 +79,15 @@ typedef struct mp_pool_opts {
 				       from when the worker took the task,
 				       on CLOCK_MONOTONIC, and enforced by
 				       the parent inside its pool calls
-				       (waits wake for it): a task is
-				       killed between timeout and about
-				       timeout + 2 ms late while the parent
-				       waits in a pool call, and at the next
-				       pool call if it does not.  Workers'
-				       initializers are not timed.  NaN or
-				       < 0: EINVAL */
+				       (waits wake for it): while the
+				       parent waits in a pool call, the
+				       task fails a few ms after its limit
+				       (poll(2)'s 1 ms rounding, scheduling,
+				       the kill and reap: 2 to 5 ms on a
+				       busy 2-CPU VM); else at the next pool
+				       call.  Workers' initializers are not
+				       timed.  NaN, < 0 or > MP_TIMEOUT_MAX:
+				       EINVAL */
 } mp_pool_opts;
 
 /* A pool of `processes` workers (0 = mp_cpu_count()), started now.
