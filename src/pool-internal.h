@@ -2,10 +2,12 @@
 #define MP_POOL_INTERNAL_H
 
 /*
- * What the pool's files share (pool.c: the ring, workers, waits, deaths
- * and timeouts; pool-bufs.c: variable-size items; pool-async.c: handles,
- * callbacks, waiting for many; pool-imap.c: iterators and streams).  The
- * design is described at the top of pool.c.
+ * What the pool's files share: pool.c (the ring, the parent's waits,
+ * deaths and timeouts, the lifecycle), pool-worker.c (the worker loop),
+ * pool-bufs.c (variable-size items), pool-async.c (handles, callbacks,
+ * waiting for many), pool-imap.c (iterators and streams), pool-stage.c
+ * (the staging block of synchronous maps).  The design is described at
+ * the top of pool.c.
  */
 #include <stdatomic.h>
 #include <stdint.h>
@@ -230,6 +232,9 @@ static inline size_t mul_add(size_t a, size_t b, size_t c)
 		return SIZE_MAX;
 	return m + c;
 }
+
+/* pool-worker.c: a worker process's main (its arg: a struct warg) */
+int mp__worker_main(void *arg);
 
 /* pool.c */
 void mp__pool_pump(struct mp_pool *p);
