@@ -2,6 +2,7 @@
  * block on pipes made before the pool (the workers inherit them), so the
  * test decides when each one finishes. */
 #include <math.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "test.h"
@@ -286,7 +287,61 @@ TEST(pool_callback_on_map_async)
 	mp_pool_free(p);
 }
 
+static _Atomic int *deaths_left;
+
+/* Item 3 of each map kills its worker while deaths_left lasts. */
+static int inc_or_die(const void *in, void *out)
+{
+	int32_t v = *(const int32_t *)in;
+
+	if (v == 3 && atomic_fetch_sub(deaths_left, 1) > 0)
+		kill(getpid(), SIGKILL);
+	*(int32_t *)out = v + 1;
+	return 0;
+}
+
+/* Under retries a killed chunk runs again: the callback still runs once,
+ * with the map's success. */
+TEST(pool_callback_once_under_retried_kills)
+{
+	deaths_left = mp_shared_alloc(64);
+	ASSERT_NOT_NULL(deaths_left);
+	atomic_store(deaths_left, 2);
+	mp_pool_opts o = {.processes = 2, .retries = 2};
+	mp_pool *p = mp_pool_new_opts(&o);
+	ASSERT_NOT_NULL(p);
+	int32_t in[8], out[8];
+	for (int i = 0; i < 8; i++)
+		in[i] = i;
+	struct seen s[4] = {{0}};
+	mp_async *a[4];
+	for (int k = 0; k < 4; k++) {
+		a[k] = mp_pool_map_async(p, inc_or_die, in, sizeof(*in), out,
+					 sizeof(*out), 8, 1);
+		ASSERT_NOT_NULL(a[k]);
+		ASSERT_OK(mp_async_set_callback(a[k], note, &s[k]));
+	}
+	int ran = 0;
+	while (ran < 4) {
+		int r = mp_pool_poll(p, MP_FOREVER);
+		ASSERT_CMP(r, >, 0);
+		ran += r;
+	}
+	ASSERT_EQ(ran, 4);
+	ASSERT_EQ(mp_pool_poll(p, 0), 0);
+	for (int k = 0; k < 4; k++) {
+		ASSERT_EQ(s[k].calls, 1);
+		ASSERT_EQ(s[k].result, 0);
+		mp_async_free(a[k]);
+	}
+	for (int i = 0; i < 8; i++)
+		ASSERT_EQ(out[i], i + 1);
+	ASSERT_CMP(atomic_load(deaths_left), <=, 0);
+	mp_pool_free(p);
+}
+
 TEST_MAIN(T(pool_callback_runs_once_in_a_wait),
+	  T(pool_callback_once_under_retried_kills),
 	  T(pool_poll_runs_callbacks_as_tasks_finish),
 	  T(pool_wait_any_returns_the_ready_one),
 	  T(pool_callback_once_under_kills_and_terminate),
