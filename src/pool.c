@@ -73,6 +73,21 @@
  * MP_EBROKEN and so do later calls.  While some worker lives the pool
  * works, short-handed, and keeps retrying once a second.
  *
+ * Task timeouts (opts.task_timeout): a worker stamps the time it took a
+ * chunk in its slot (`started`, CLOCK_MONOTONIC, the same clock in every
+ * process) and clears it when the chunk is done.  The parent looks at the
+ * stamps in every pump and before every sleep: a chunk past the limit has
+ * its worker killed (SIGKILL, the flag timed_out on our side), and the
+ * death is handled as any other, except that the chunk fails with
+ * -ETIMEDOUT (or goes to the redo queue under retries).  A sleep ends by
+ * the earliest running chunk's limit, and at the latest one timeout from
+ * now, since a chunk that starts while the parent sleeps does not wake it.
+ * No thread and no timer: outside the pool calls nothing is enforced.
+ *
+ * Variable-size items (pool-bufs.c), handles and callbacks
+ * (pool-async.c) and iterators and streams (pool-imap.c) build on this
+ * file through pool-internal.h.
+ *
  * Ring slots are retired when the parent sees their job complete; a slot
  * is reused only when no worker's hazard still names its old job.
  *
@@ -88,386 +103,15 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "clock.h"
 #include "futex.h"
-#include "internal.h"
-
-#define POOL_MAGIC 0x504f4f4cu /* "POOL" */
-#define RING MP_POOL_MAX_JOBS
-#define MAX_WORKERS 4096
-#define WORKER_SPIN_NS (50 * 1000)
-#define PARENT_SPIN_NS (20 * 1000)
-#define SUSPECT_SLICE_MS 10
-#define REDO_CAP 256
-#define MAX_RETRIES 100
-#define SPAWN_RETRY_NS (10 * 1000 * 1000)        /* first retry, see DESIGN */
-#define SPAWN_RETRY_MAX_NS (1000 * 1000 * 1000) /* the longest gap */
-#define SPAWN_TRIES 10 /* failed forks in a row, no worker left: broken */
-
-enum job_kind { JOB_MAP = 1, JOB_APPLY = 2 };
-enum wait_mode { WAIT_ALL = 0, WAIT_ANY = 1 };
-enum worker_state { W_STARTING = 0, W_READY = 1, W_RETIRING = 2 };
-
-/* The outcome of one chunk.  state 0: not done; 1: done (err and value
- * are valid).  value: the first failed item (map) or the result length
- * (apply). */
-struct chunk_rec {
-	_Atomic uint32_t state;
-	int32_t err;
-	int64_t value;
-};
-
-_Static_assert(sizeof(struct chunk_rec) == 16, "chunk_rec layout");
-
-struct job {
-	_Alignas(MP__CACHELINE) _Atomic uint64_t id; /* 0: retired */
-	_Atomic uint64_t next;  /* next chunk to claim */
-	_Atomic uint64_t ndone; /* hint, see DESIGN */
-	uint32_t kind;
-	uint32_t pad;
-	uintptr_t fn;
-	uint64_t n, chunksize, nchunks;
-	uint64_t in_size, out_size; /* apply: argument length, result cap */
-	int64_t in_off, out_off, recs_off, errs_off; /* 0: none */
-};
-
-struct wslot {
-	_Alignas(MP__CACHELINE) _Atomic uint64_t job; /* hazard: job id */
-	_Atomic uint64_t chunk;                     /* chunk + 1, 0: none */
-	_Atomic uint32_t state;                     /* enum worker_state */
-	_Atomic uint32_t asleep;                    /* counted in sleepers */
-};
-
-struct pool_shared {
-	uint32_t magic;
-	uint32_t nworkers;
-	int efd;
-	_Atomic uint32_t stop;
-	_Alignas(MP__CACHELINE) _Atomic uint64_t pub;
-	_Atomic uint32_t work_seq;
-	_Alignas(MP__CACHELINE) _Atomic uint64_t head;
-	_Atomic uint32_t sleepers;
-	_Alignas(MP__CACHELINE) _Atomic uint32_t parent_waiting;
-	_Atomic uint32_t wait_mode;
-	_Atomic uint64_t wait_id; /* 0: any completion */
-	_Atomic uint32_t retired;
-	_Alignas(MP__CACHELINE) _Atomic uint64_t redo_head;
-	_Atomic uint64_t redo_tail;
-	struct redo {
-		_Atomic uint64_t id;
-		_Atomic uint64_t chunk;
-	} redo[REDO_CAP];
-	struct job ring[RING];
-	struct wslot slots[];
-};
-
-/* What a worker gets from fork: a copy of the parent's struct. */
-struct warg {
-	struct pool_shared *s;
-	uint32_t index;
-	unsigned maxtasks;
-	void (*init)(void *arg);
-	void *initargs;
-};
-
-struct worker {
-	mp_process *proc; /* NULL: no process in this slot */
-	int pidfd;
-};
-
-/* A submission, parent side: the handle behind mp_async and mp_imap. */
-struct req {
-	struct mp_pool *pool;
-	struct req *prev, *next; /* pool's unfinished list */
-	uint64_t id;
-	int kind;
-	bool finished; /* every chunk done; slot retired */
-	bool orphan;   /* handle freed: free on finish */
-	bool suspect;
-	bool unordered;
-	bool broken; /* a chunk failed with MP_EBROKEN */
-	int err;
-	ssize_t len;
-	size_t n, chunksize, nchunks, in_size, out_size;
-	size_t scan; /* chunks below are done */
-	size_t lost;
-	uint8_t *tries;      /* per chunk: times queued to run again */
-	uint64_t redo_last;  /* redo position after r's last entry; 0: none */
-	void *block;
-	struct chunk_rec *recs;
-	int32_t *errs;
-	char *sh_in, *sh_out;
-	void *user_out;
-	/* imap */
-	size_t next_item;
-	size_t cur, cur_end; /* unordered: items being delivered */
-	size_t from;         /* unordered: chunks below were looked at */
-	size_t *holes;       /* unordered: looked at before they were done */
-	size_t nholes, holes_cap;
-};
-
-struct mp_async {
-	struct req r;
-};
-
-struct mp_imap {
-	struct req r;
-};
-
-struct mp_pool {
-	struct pool_shared *s;
-	int nworkers;
-	unsigned maxtasks;
-	unsigned retries;
-	bool closed, terminated, joined, stopping, broken;
-	int efd;
-	uint64_t pub;
-	uint32_t retired_seen;
-	unsigned init_failures;
-	unsigned nsuspect;
-	int nmissing;            /* empty worker slots (not while stopping) */
-	unsigned spawn_failures; /* failed spawns in a row */
-	int64_t spawn_retry_at;  /* no spawn before (after a failure) */
-	struct worker *w;
-	struct warg *wargs;
-	struct pollfd *pfds;
-	int *pfd_worker;
-	struct req *active;
-	struct req *slot_req[RING];
-};
-
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ __volatile__("yield");
-#endif
-}
-
-static inline void *at(struct pool_shared *s, int64_t off)
-{
-	return off ? (char *)s + off : NULL;
-}
-
-static inline int64_t off_of(struct pool_shared *s, const void *p)
-{
-	return p ? (int64_t)((const char *)p - (const char *)s) : 0;
-}
-
-/* ---- worker side ---- */
-
-static bool has_work(struct pool_shared *s)
-{
-	return atomic_load_explicit(&s->head, memory_order_acquire) <=
-		       atomic_load_explicit(&s->pub, memory_order_acquire) ||
-	       atomic_load_explicit(&s->redo_head, memory_order_acquire) <
-		       atomic_load_explicit(&s->redo_tail,
-					    memory_order_acquire);
-}
-
-/* Take a chunk from the redo queue (see DESIGN).  Return: as claim. */
-static bool claim_redo(struct pool_shared *s, struct wslot *w,
-		       struct job **jp, uint64_t *cp)
-{
-	uint64_t h = atomic_load_explicit(&s->redo_head, memory_order_acquire);
-
-	while (h < atomic_load_explicit(&s->redo_tail, memory_order_acquire)) {
-		struct redo *e = &s->redo[h % REDO_CAP];
-		uint64_t id = atomic_load_explicit(&e->id, memory_order_relaxed);
-		uint64_t c = atomic_load_explicit(&e->chunk,
-						  memory_order_relaxed);
-
-		atomic_store_explicit(&w->job, id, memory_order_seq_cst);
-		if (!atomic_compare_exchange_weak_explicit(
-			    &s->redo_head, &h, h + 1, memory_order_acq_rel,
-			    memory_order_acquire))
-			continue; /* h reloaded */
-		struct job *j = &s->ring[id % RING];
-		if (atomic_load_explicit(&j->id, memory_order_seq_cst) == id &&
-		    c < j->nchunks) {
-			atomic_store_explicit(&w->chunk, c + 1,
-					      memory_order_relaxed);
-			*jp = j;
-			*cp = c;
-			return true;
-		}
-		h++; /* its job was retired: skip the entry */
-	}
-	return false;
-}
-
-/* Take the next chunk.  Return: true with *jp, *cp set and the chunk
- * recorded in w; false when there is no work (hazard cleared). */
-static bool claim(struct pool_shared *s, struct wslot *w, struct job **jp,
-		  uint64_t *cp)
-{
-	if (claim_redo(s, w, jp, cp))
-		return true;
-	for (;;) {
-		uint64_t h = atomic_load_explicit(&s->head,
-						  memory_order_acquire);
-		if (h > atomic_load_explicit(&s->pub, memory_order_acquire)) {
-			atomic_store_explicit(&w->job, 0,
-					      memory_order_release);
-			return false;
-		}
-		struct job *j = &s->ring[h % RING];
-		atomic_store_explicit(&w->job, h, memory_order_seq_cst);
-		if (atomic_load_explicit(&j->id, memory_order_seq_cst) == h) {
-			uint64_t c = atomic_fetch_add_explicit(
-				&j->next, 1, memory_order_relaxed);
-			if (c < j->nchunks) {
-				atomic_store_explicit(&w->chunk, c + 1,
-						      memory_order_relaxed);
-				*jp = j;
-				*cp = c;
-				return true;
-			}
-		}
-		/* Job h is exhausted (or retired): move on. */
-		atomic_compare_exchange_strong_explicit(
-			&s->head, &h, h + 1, memory_order_acq_rel,
-			memory_order_relaxed);
-	}
-}
-
-static void notify_parent(struct pool_shared *s, uint64_t id, bool all_done)
-{
-	atomic_thread_fence(memory_order_seq_cst);
-	if (!atomic_load_explicit(&s->parent_waiting, memory_order_relaxed))
-		return;
-	uint64_t want = atomic_load_explicit(&s->wait_id,
-					     memory_order_relaxed);
-	uint32_t mode = atomic_load_explicit(&s->wait_mode,
-					     memory_order_relaxed);
-	if (want && (want != id || (mode == WAIT_ALL && !all_done)))
-		return;
-	if (atomic_exchange_explicit(&s->parent_waiting, 0,
-				     memory_order_acq_rel)) {
-		uint64_t one = 1;
-		ssize_t r = write(s->efd, &one, sizeof(one));
-		(void)r; /* EAGAIN: the counter is already non-zero */
-	}
-}
-
-static void run_chunk(struct pool_shared *s, struct job *j, uint64_t c)
-{
-	struct chunk_rec *rec = (struct chunk_rec *)at(s, j->recs_off) + c;
-	int32_t err = 0;
-	int64_t value = 0;
-
-	if (j->kind == JOB_APPLY) {
-		mp_apply_fn fn = (mp_apply_fn)j->fn;
-		ssize_t r = fn(at(s, j->in_off), j->in_size, at(s, j->out_off),
-			       j->out_size);
-		if (r > (ssize_t)j->out_size)
-			err = -EOVERFLOW;
-		else if (r < 0)
-			err = r < INT32_MIN ? -EINVAL : (int32_t)r;
-		else
-			value = r;
-	} else {
-		mp_map_fn fn = (mp_map_fn)j->fn;
-		const char *in = at(s, j->in_off);
-		char *out = at(s, j->out_off);
-		int32_t *errs = at(s, j->errs_off);
-		uint64_t lo = c * j->chunksize;
-		uint64_t hi = lo + j->chunksize < j->n ? lo + j->chunksize
-							: j->n;
-		for (uint64_t i = lo; i < hi; i++) {
-			int r = fn(in ? in + i * j->in_size : NULL,
-				   out ? out + i * j->out_size : NULL);
-			if (MP__UNLIKELY(r)) {
-				if (errs)
-					errs[i] = r;
-				if (!err) {
-					err = r;
-					value = (int64_t)i;
-				}
-			}
-		}
-	}
-	rec->err = err;
-	rec->value = value;
-	atomic_store_explicit(&rec->state, 1, memory_order_release);
-	uint64_t d = atomic_fetch_add_explicit(&j->ndone, 1,
-					       memory_order_relaxed) + 1;
-	notify_parent(s, atomic_load_explicit(&j->id, memory_order_relaxed),
-		      d >= j->nchunks);
-}
-
-static bool spin_for_work(struct pool_shared *s)
-{
-	int64_t end = mp__now_ns() + WORKER_SPIN_NS;
-
-	for (unsigned i = 1;; i++) {
-		if (has_work(s) ||
-		    atomic_load_explicit(&s->stop, memory_order_relaxed))
-			return true;
-		cpu_relax();
-		if ((i & 63) == 0 && mp__now_ns() >= end)
-			return false;
-	}
-}
-
-static int worker_main(void *arg)
-{
-	const struct warg *a = arg;
-	struct pool_shared *s = a->s;
-	struct wslot *w = &s->slots[a->index];
-	unsigned tasks = 0;
-
-	if (a->init)
-		a->init(a->initargs);
-	atomic_store_explicit(&w->state, W_READY, memory_order_release);
-	for (;;) {
-		uint32_t seq = atomic_load_explicit(&s->work_seq,
-						    memory_order_acquire);
-		if (atomic_load_explicit(&s->stop, memory_order_acquire))
-			break;
-		struct job *j;
-		uint64_t c;
-		if (claim(s, w, &j, &c)) {
-			run_chunk(s, j, c);
-			atomic_store_explicit(&w->chunk, 0,
-					      memory_order_release);
-			if (a->maxtasks && ++tasks >= a->maxtasks) {
-				atomic_store_explicit(&w->job, 0,
-						      memory_order_release);
-				atomic_store_explicit(&w->state, W_RETIRING,
-						      memory_order_release);
-				atomic_fetch_add_explicit(&s->retired, 1,
-							  memory_order_release);
-				return 0;
-			}
-			continue;
-		}
-		if (spin_for_work(s))
-			continue;
-		/* `asleep` brackets the time we count in `sleepers`, so the
-		 * parent can uncount a worker killed in its sleep (else every
-		 * later submission would pay a futex_wake). */
-		atomic_fetch_add_explicit(&s->sleepers, 1,
-					  memory_order_seq_cst);
-		atomic_store_explicit(&w->asleep, 1, memory_order_relaxed);
-		if (!has_work(s) &&
-		    !atomic_load_explicit(&s->stop, memory_order_seq_cst))
-			mp__futex_wait(&s->work_seq, seq, MP__NEVER);
-		atomic_store_explicit(&w->asleep, 0, memory_order_relaxed);
-		atomic_fetch_sub_explicit(&s->sleepers, 1,
-					  memory_order_relaxed);
-	}
-	atomic_store_explicit(&w->job, 0, memory_order_release);
-	return 0;
-}
+#include "pool-internal.h"
 
 /* ---- parent side: workers ---- */
 
 static int spawn(struct mp_pool *p, int i)
 {
 	struct worker *w = &p->w[i];
-	mp_process *proc = mp_process_new(worker_main, &p->wargs[i]);
+	mp_process *proc = mp_process_new(mp__worker_main, &p->wargs[i]);
 
 	if (!proc)
 		return -errno;
@@ -603,21 +247,33 @@ static void handle_death(struct mp_pool *p, int i)
 	struct worker *w = &p->w[i];
 	struct wslot *ws = &p->s->slots[i];
 
+	/* Killed for its task's time: the task fails as timed out, unless
+	 * the chunk it held is not the one that ran too long (that one
+	 * ended, and the worker took the next, as the kill was sent). */
+	int64_t t0 = atomic_load_explicit(&ws->started, memory_order_acquire);
+	int code = MP_EWORKER;
+	if (w->timed_out && t0 == w->killed_stamp)
+		code = -ETIMEDOUT;
+
+	if (w->timed_out)
+		p->nkilled--;
 	mp_process_join(w->proc, MP_FOREVER);
 	mp_process_free(w->proc);
 	w->proc = NULL;
 	w->pidfd = -1;
+	w->timed_out = false;
 	p->nmissing++;
 
 	uint32_t st = atomic_load_explicit(&ws->state, memory_order_acquire);
 	uint64_t id = atomic_load_explicit(&ws->job, memory_order_acquire);
 	uint64_t c1 = atomic_load_explicit(&ws->chunk, memory_order_acquire);
 	struct req *r = req_of(p, id);
+	mp__bufs_drop_dead(p->s, ws, r, c1);
 	if (r && c1 && c1 <= r->nchunks &&
 	    !atomic_load_explicit(&r->recs[c1 - 1].state,
 				  memory_order_acquire)) {
 		if (!redo_push(p, r, (size_t)(c1 - 1)))
-			mark_failed(p, r, (size_t)(c1 - 1), MP_EWORKER);
+			mark_failed(p, r, (size_t)(c1 - 1), code);
 	} else if (r)
 		set_suspect(p, r); /* see DESIGN: a chunk may be unaccounted */
 	if (atomic_load_explicit(&ws->asleep, memory_order_relaxed))
@@ -626,6 +282,7 @@ static void handle_death(struct mp_pool *p, int i)
 	atomic_store_explicit(&ws->asleep, 0, memory_order_relaxed);
 	atomic_store_explicit(&ws->job, 0, memory_order_relaxed);
 	atomic_store_explicit(&ws->chunk, 0, memory_order_relaxed);
+	atomic_store_explicit(&ws->started, 0, memory_order_relaxed);
 	atomic_store_explicit(&ws->state, W_STARTING, memory_order_release);
 
 	if (st == W_RETIRING)
@@ -643,8 +300,41 @@ static void handle_death(struct mp_pool *p, int i)
 	respawn(p);
 }
 
+/* opts.task_timeout: kill the workers whose chunk ran past it (their
+ * death is then handled as any other, with -ETIMEDOUT for the chunk).
+ * Return: when the parent must look again: when the next running chunk
+ * times out, and at the latest one timeout from now, since a chunk that
+ * starts while the parent sleeps does not wake it (it cannot time out
+ * before then); MP__NEVER without timeouts. */
+static int64_t check_timeouts(struct mp_pool *p)
+{
+	if (!p->task_timeout || p->stopping)
+		return MP__NEVER;
+	int64_t now = mp__now_ns();
+	int64_t next = now + p->task_timeout;
+	for (int i = 0; i < p->nworkers; i++) {
+		struct worker *w = &p->w[i];
+		if (!w->proc || w->timed_out)
+			continue;
+		int64_t t0 = atomic_load_explicit(&p->s->slots[i].started,
+						  memory_order_acquire);
+		if (!t0)
+			continue;
+		int64_t end = t0 + p->task_timeout;
+		if (now >= end) {
+			w->timed_out = true;
+			w->killed_stamp = t0;
+			p->nkilled++;
+			mp_process_kill(w->proc);
+		} else if (end < next) {
+			next = end;
+		}
+	}
+	return next;
+}
+
 /* Reap whatever workers ended, without waiting; respawn missing ones. */
-static void check_workers(struct mp_pool *p)
+void mp__check_workers(struct mp_pool *p)
 {
 	int n = 0;
 
@@ -677,8 +367,12 @@ static void req_unlink(struct mp_pool *p, struct req *r)
 	r->prev = r->next = NULL;
 }
 
-static void req_release(struct req *r)
+void mp__req_release(struct req *r)
 {
+	if (r->kind == JOB_BUFS)
+		mp__bufs_release(r);
+	if (r->kind == JOB_STREAM)
+		mp__stream_release(r);
 	mp_shared_free(r->block);
 	free(r->tries);
 	free(r->holes);
@@ -716,12 +410,23 @@ static void req_finish(struct mp_pool *p, struct req *r)
 	}
 	if (r->user_out && r->sh_out)
 		memcpy(r->user_out, r->sh_out, r->n * r->out_size);
-	if (r->orphan)
-		req_release(r);
+	if (r->orphan) {
+		mp__req_release(r);
+	} else if (r->cb) {
+		/* Run at the end of the pool call (mp__pool_dispatch), where
+		 * a callback may call the pool again. */
+		r->cb_queued = true;
+		r->cb_next = NULL;
+		if (p->cbq_tail)
+			p->cbq_tail->cb_next = r;
+		else
+			p->cbq = r;
+		p->cbq_tail = r;
+	}
 }
 
 /* Whether every chunk of r is done; finishes r the first time. */
-static bool req_poll(struct mp_pool *p, struct req *r)
+bool mp__req_poll(struct mp_pool *p, struct req *r)
 {
 	if (r->finished)
 		return true;
@@ -759,14 +464,18 @@ static void sweep(struct mp_pool *p, struct req *r)
 			mark_failed(p, r, c, MP_EWORKER);
 	r->suspect = false;
 	p->nsuspect--;
-	req_poll(p, r);
+	mp__req_poll(p, r);
 }
 
-static void pump(struct mp_pool *p)
+void mp__pool_pump(struct mp_pool *p)
 {
-	if (atomic_load_explicit(&p->s->retired, memory_order_acquire) !=
-	    p->retired_seen)
-		check_workers(p);
+	check_timeouts(p);
+	/* A worker killed for its time is reaped here too, so a caller that
+	 * only polls (mp_async_ready) sees its task fail. */
+	if (p->nkilled ||
+	    atomic_load_explicit(&p->s->retired, memory_order_acquire) !=
+		    p->retired_seen)
+		mp__check_workers(p);
 	else if (p->nmissing)
 		respawn(p);
 	if (p->nsuspect) {
@@ -780,15 +489,15 @@ static void pump(struct mp_pool *p)
 }
 
 /* Wait until cond(p, ctx) holds, reaping and replacing dead workers. */
-static int pool_wait(struct mp_pool *p, bool (*cond)(struct mp_pool *, void *),
-		     void *ctx, uint64_t wait_id, int mode,
-		     mp__deadline deadline)
+int mp__pool_wait(struct mp_pool *p, bool (*cond)(struct mp_pool *, void *),
+		  void *ctx, uint64_t wait_id, int mode,
+		  mp__deadline deadline)
 {
 	struct pool_shared *s = p->s;
 	bool spun = false;
 
 	for (;;) {
-		pump(p);
+		mp__pool_pump(p);
 		if (cond(p, ctx))
 			return 0;
 		if (!spun) {
@@ -840,6 +549,13 @@ static int pool_wait(struct mp_pool *p, bool (*cond)(struct mp_pool *, void *),
 			if (ms < 0 || ms > retry)
 				ms = retry;
 		}
+		int64_t tmo = check_timeouts(p);
+		if (tmo != MP__NEVER) {
+			/* Wake when the oldest running chunk times out. */
+			int left = mp__remaining_ms(tmo);
+			if (ms < 0 || ms > left)
+				ms = left;
+		}
 		int r = poll(p->pfds, (nfds_t)n, ms);
 		atomic_store_explicit(&s->parent_waiting, 0,
 				      memory_order_relaxed);
@@ -856,9 +572,9 @@ static int pool_wait(struct mp_pool *p, bool (*cond)(struct mp_pool *, void *),
 	}
 }
 
-static bool cond_req(struct mp_pool *p, void *ctx)
+bool mp__cond_req(struct mp_pool *p, void *ctx)
 {
-	return req_poll(p, ctx);
+	return mp__req_poll(p, ctx);
 }
 
 static bool cond_slot_free(struct mp_pool *p, void *ctx)
@@ -866,7 +582,7 @@ static bool cond_slot_free(struct mp_pool *p, void *ctx)
 	uint64_t old = *(uint64_t *)ctx;
 	struct req *r = p->slot_req[old % RING];
 
-	return !r || req_poll(p, r);
+	return !r || mp__req_poll(p, r);
 }
 
 /* Fail every unfinished chunk with code and finish every request. */
@@ -878,7 +594,7 @@ static void fail_all(struct mp_pool *p, int code)
 		next = r->next;
 		for (size_t c = r->scan; c < r->nchunks; c++)
 			mark_failed(p, r, c, code);
-		req_poll(p, r);
+		mp__req_poll(p, r);
 	}
 }
 
@@ -898,6 +614,15 @@ static void stop_workers(struct mp_pool *p, bool kill_them)
 		mp_process_free(p->w[i].proc);
 		p->w[i].proc = NULL;
 		p->w[i].pidfd = -1;
+		if (p->w[i].timed_out)
+			p->nkilled--;
+		p->w[i].timed_out = false;
+		struct wslot *ws = &p->s->slots[i];
+		uint64_t id = atomic_load_explicit(&ws->job,
+						   memory_order_acquire);
+		mp__bufs_drop_dead(p->s, ws, req_of(p, id),
+				   atomic_load_explicit(&ws->chunk,
+							memory_order_acquire));
 	}
 }
 
@@ -910,7 +635,7 @@ static void break_pool(struct mp_pool *p, int code)
 	fail_all(p, code);
 }
 
-static int submit_check(struct mp_pool *p)
+int mp__submit_check(struct mp_pool *p)
 {
 	if (p->broken)
 		return MP_EBROKEN;
@@ -920,15 +645,15 @@ static int submit_check(struct mp_pool *p)
 }
 
 /* Publish r as the next job.  Waits while the ring is full. */
-static int publish(struct mp_pool *p, struct req *r, uintptr_t fn)
+int mp__publish(struct mp_pool *p, struct req *r, uintptr_t fn)
 {
 	struct pool_shared *s = p->s;
 	uint64_t id = p->pub + 1;
 	uint64_t old = id > RING ? id - RING : 0;
 
-	pump(p);
+	mp__pool_pump(p);
 	if (p->slot_req[id % RING]) {
-		int e = pool_wait(p, cond_slot_free, &old, old, WAIT_ALL,
+		int e = mp__pool_wait(p, cond_slot_free, &old, old, WAIT_ALL,
 				  MP__NEVER);
 		if (e)
 			return e;
@@ -941,7 +666,7 @@ static int publish(struct mp_pool *p, struct req *r, uintptr_t fn)
 		       atomic_load_explicit(&s->slots[i].job,
 					    memory_order_seq_cst) == old) {
 			sched_yield();
-			check_workers(p);
+			mp__check_workers(p);
 		}
 	}
 	struct job *j = &s->ring[id % RING];
@@ -956,6 +681,8 @@ static int publish(struct mp_pool *p, struct req *r, uintptr_t fn)
 	j->out_off = off_of(s, r->sh_out);
 	j->recs_off = off_of(s, r->recs);
 	j->errs_off = off_of(s, r->errs);
+	j->items_off = off_of(s, r->items);
+	j->blks_off = off_of(s, r->blks);
 	atomic_store_explicit(&j->next, 0, memory_order_relaxed);
 	atomic_store_explicit(&j->ndone, 0, memory_order_relaxed);
 	atomic_store_explicit(&j->id, id, memory_order_release);
@@ -979,37 +706,26 @@ static int publish(struct mp_pool *p, struct req *r, uintptr_t fn)
 	return 0;
 }
 
-static size_t align16(size_t x)
-{
-	return (x + 15) & ~(size_t)15;
-}
-
-/* Overflow-checked a * b + c; SIZE_MAX on overflow. */
-static size_t mul_add(size_t a, size_t b, size_t c)
-{
-	size_t m;
-
-	if (__builtin_mul_overflow(a, b, &m) || m > SIZE_MAX / 2 - 64 ||
-	    c > SIZE_MAX / 2 - 64)
-		return SIZE_MAX;
-	return m + c;
-}
-
 /* Submit a map.  Return: 0 and *out_r, or an error. */
-static int submit_map(struct mp_pool *p, mp_map_fn fn, const void *in,
-		      size_t in_size, void *user_out, size_t out_size,
-		      size_t n, size_t chunksize, bool want_errs,
-		      struct req **out_r)
+size_t mp__auto_chunksize(struct mp_pool *p, size_t n)
+{
+	size_t parts = 4 * (size_t)p->nworkers;
+
+	return n ? (n + parts - 1) / parts : 1;
+}
+
+int mp__submit_map(struct mp_pool *p, mp_map_fn fn, const void *in,
+		   size_t in_size, void *user_out, size_t out_size, size_t n,
+		   size_t chunksize, bool want_errs, bool staged,
+		   struct req **out_r)
 {
 	if (!p || !fn || (in_size && !in && n))
 		return -EINVAL;
-	int e = submit_check(p);
+	int e = mp__submit_check(p);
 	if (e)
 		return e;
-	if (chunksize == 0) {
-		size_t parts = 4 * (size_t)p->nworkers;
-		chunksize = n ? (n + parts - 1) / parts : 1;
-	}
+	if (chunksize == 0)
+		chunksize = mp__auto_chunksize(p, n);
 	size_t nchunks = n ? (n - 1) / chunksize + 1 : 0;
 	size_t recs_sz = mul_add(nchunks, sizeof(struct chunk_rec), 0);
 	size_t errs_sz = want_errs ? mul_add(n, sizeof(int32_t), 0) : 0;
@@ -1034,8 +750,16 @@ static int submit_map(struct mp_pool *p, mp_map_fn fn, const void *in,
 	r->out_size = out_size;
 	r->user_out = user_out;
 	r->cur = r->cur_end = 0;
-	if (total) {
+	r->block_size = total;
+	if (total && staged && (r->block = mp__stage_take(p, total))) {
+		/* Reused: zero what the workers do not overwrite. */
+		memset(r->block, 0, align16(recs_sz) + align16(errs_sz));
+		if (out_sz)
+			memset((char *)r->block + total - out_sz, 0, out_sz);
+	} else if (total) {
 		r->block = mp_shared_alloc(total);
+		if (!r->block && mp__stage_drop_idle(p))
+			r->block = mp_shared_alloc(total);
 		if (!r->block) {
 			free(r);
 			return -ENOMEM;
@@ -1056,9 +780,9 @@ static int submit_map(struct mp_pool *p, mp_map_fn fn, const void *in,
 		*out_r = r;
 		return 0;
 	}
-	e = publish(p, r, (uintptr_t)fn);
+	e = mp__publish(p, r, (uintptr_t)fn);
 	if (e) {
-		req_release(r);
+		mp__req_release(r);
 		return e;
 	}
 	*out_r = r;
@@ -1073,7 +797,8 @@ mp_pool *mp_pool_new_opts(const mp_pool_opts *opts)
 	if (!opts)
 		opts = &def;
 	int nw = opts->processes ? opts->processes : mp_cpu_count();
-	if (nw < 1 || nw > MAX_WORKERS || opts->retries > MAX_RETRIES) {
+	if (nw < 1 || nw > MAX_WORKERS || opts->retries > MAX_RETRIES ||
+	    !(opts->task_timeout >= 0) || opts->task_timeout > MP_TIMEOUT_MAX) {
 		errno = EINVAL;
 		return NULL;
 	}
@@ -1083,6 +808,9 @@ mp_pool *mp_pool_new_opts(const mp_pool_opts *opts)
 	p->nworkers = nw;
 	p->maxtasks = opts->maxtasksperchild;
 	p->retries = opts->retries;
+	p->task_timeout = (int64_t)(opts->task_timeout * 1e9);
+	if (opts->task_timeout > 0 && p->task_timeout < 1)
+		p->task_timeout = 1;
 	p->w = calloc((size_t)nw, sizeof(*p->w));
 	p->wargs = calloc((size_t)nw, sizeof(*p->wargs));
 	p->pfds = calloc((size_t)nw + 1, sizeof(*p->pfds));
@@ -1100,14 +828,16 @@ mp_pool *mp_pool_new_opts(const mp_pool_opts *opts)
 	s->magic = POOL_MAGIC;
 	s->nworkers = (uint32_t)nw;
 	s->efd = p->efd;
+	p->s = s;
+	mp__stage_init(p);
 	atomic_store_explicit(&s->head, 1, memory_order_relaxed);
 	atomic_store_explicit(&s->pub, 0, memory_order_release);
-	p->s = s;
 	for (int i = 0; i < nw; i++) {
 		p->w[i].pidfd = -1;
 		p->wargs[i] = (struct warg){.s = s,
 					    .index = (uint32_t)i,
 					    .maxtasks = opts->maxtasksperchild,
+					    .timed = p->task_timeout != 0,
 					    .init = opts->initializer,
 					    .initargs = opts->initargs};
 	}
@@ -1122,6 +852,7 @@ mp_pool *mp_pool_new_opts(const mp_pool_opts *opts)
 	return p;
 
 err_free_shared:
+	mp__stage_free(p);
 	mp_shared_free(s);
 err_close_efd:
 	close(p->efd);
@@ -1172,24 +903,26 @@ static int map_common(mp_pool *p, mp_map_fn fn, const void *in,
 	/* A map is worth two poll(2) calls: reap and replace workers that
 	 * died idle, before the work starts and after it ends. */
 	if (p && !p->stopping)
-		check_workers(p);
+		mp__check_workers(p);
 	struct req *r;
-	int e = submit_map(p, fn, in, in_size, NULL, out_size, n, chunksize,
-			   errs != NULL, &r);
+	int e = mp__submit_map(p, fn, in, in_size, NULL, out_size, n,
+			       chunksize, errs != NULL, true, &r);
 	if (e)
 		return e;
-	e = pool_wait(p, cond_req, r, r->id, WAIT_ALL, MP__NEVER);
+	e = mp__pool_wait(p, mp__cond_req, r, r->id, WAIT_ALL, MP__NEVER);
 	if (e) /* cannot happen without a deadline */
 		MP__FATAL("pool: map wait failed");
 	if (!p->stopping)
-		check_workers(p);
+		mp__check_workers(p);
 	if (r->sh_out)
 		memcpy(out, r->sh_out, n * out_size);
 	if (errs)
 		for (size_t i = 0; i < n; i++)
 			errs[i] = r->errs[i];
 	e = r->err;
-	req_release(r);
+	mp__stage_give(p, r, r->block_size);
+	mp__req_release(r);
+	mp__pool_dispatch(p);
 	return e;
 }
 
@@ -1210,280 +943,6 @@ int mp_pool_map_errors(mp_pool *pool, mp_map_fn fn, const void *in,
 			  n ? errs : NULL, n, chunksize);
 }
 
-static mp_imap *imap_new(mp_pool *pool, mp_map_fn fn, const void *in,
-			 size_t in_size, size_t out_size, size_t n,
-			 size_t chunksize, bool unordered)
-{
-	struct req *r;
-	int e = submit_map(pool, fn, in, in_size, NULL, out_size, n,
-			   chunksize, true, &r);
-	if (e) {
-		errno = -e;
-		return NULL;
-	}
-	r->unordered = unordered;
-	return (mp_imap *)r;
-}
-
-mp_imap *mp_pool_imap(mp_pool *pool, mp_map_fn fn, const void *in,
-		      size_t in_size, size_t out_size, size_t n,
-		      size_t chunksize)
-{
-	return imap_new(pool, fn, in, in_size, out_size, n, chunksize, false);
-}
-
-mp_imap *mp_pool_imap_unordered(mp_pool *pool, mp_map_fn fn, const void *in,
-				size_t in_size, size_t out_size, size_t n,
-				size_t chunksize)
-{
-	return imap_new(pool, fn, in, in_size, out_size, n, chunksize, true);
-}
-
-static bool cond_chunk(struct mp_pool *p, void *ctx)
-{
-	struct req *r = ctx;
-	size_t c = r->next_item / r->chunksize;
-
-	if (req_poll(p, r))
-		return true;
-	return atomic_load_explicit(&r->recs[c].state, memory_order_acquire);
-}
-
-static void take_chunk(struct req *r, size_t c)
-{
-	r->cur = c * r->chunksize;
-	r->cur_end = r->cur + r->chunksize < r->n ? r->cur + r->chunksize
-						  : r->n;
-}
-
-/* Unordered: find a done chunk not yet delivered; it becomes current.
- * A cursor walks the chunks once, up to those claimed so far; the ones it
- * passed before they were done wait in `holes` (about as many as there
- * are workers, plus lost chunks not yet swept), so each call costs
- * O(holes), not O(chunks). */
-static bool cond_any_chunk(struct mp_pool *p, void *ctx)
-{
-	struct req *r = ctx;
-	size_t hi = r->nchunks;
-
-	if (!r->finished && p) {
-		uint64_t next = atomic_load_explicit(
-			&p->s->ring[r->id % RING].next, memory_order_acquire);
-		if (!req_poll(p, r) && next < hi)
-			hi = next;
-	}
-	for (size_t k = 0; k < r->nholes; k++) {
-		size_t c = r->holes[k];
-		if (atomic_load_explicit(&r->recs[c].state,
-					 memory_order_acquire)) {
-			r->holes[k] = r->holes[--r->nholes];
-			take_chunk(r, c);
-			return true;
-		}
-	}
-	while (r->from < hi) {
-		size_t c = r->from;
-		if (atomic_load_explicit(&r->recs[c].state,
-					 memory_order_acquire)) {
-			r->from++;
-			take_chunk(r, c);
-			return true;
-		}
-		if (r->nholes == r->holes_cap) {
-			size_t cap = r->holes_cap * 2 + 16;
-			size_t *h = realloc(r->holes, cap * sizeof(*h));
-			if (!h)
-				return false; /* retried at the next wake-up */
-			r->holes = h;
-			r->holes_cap = cap;
-		}
-		r->holes[r->nholes++] = c;
-		r->from++;
-	}
-	return false;
-}
-
-static int imap_deliver(struct req *r, size_t i, size_t *index, void *out)
-{
-	if (out && r->out_size)
-		memcpy(out, r->sh_out + i * r->out_size, r->out_size);
-	if (index)
-		*index = i;
-	return r->errs[i];
-}
-
-int mp_imap_next(mp_imap *it, size_t *index, void *out, double timeout_s)
-{
-	if (index)
-		*index = SIZE_MAX;
-	if (!it || !mp__timeout_ok(timeout_s))
-		return -EINVAL;
-	struct req *r = &it->r;
-	struct mp_pool *p = r->finished ? NULL : r->pool;
-	mp__deadline deadline = mp__deadline_in(timeout_s);
-
-	if (!r->unordered) {
-		if (r->next_item >= r->n)
-			return MP_ECLOSED;
-		if (p) {
-			int e = pool_wait(p, cond_chunk, r, r->id, WAIT_ANY,
-					  deadline);
-			if (e)
-				return e;
-		}
-		return imap_deliver(r, r->next_item++, index, out);
-	}
-	if (r->cur >= r->cur_end) {
-		if (r->next_item >= r->n)
-			return MP_ECLOSED;
-		if (p) {
-			int e = pool_wait(p, cond_any_chunk, r, r->id,
-					  WAIT_ANY, deadline);
-			if (e)
-				return e;
-		} else if (!cond_any_chunk(NULL, r)) {
-			MP__FATAL("pool: finished imap without a chunk");
-		}
-	}
-	r->next_item++;
-	return imap_deliver(r, r->cur++, index, out);
-}
-
-static void req_drop(struct req *r)
-{
-	if (r->finished)
-		req_release(r);
-	else
-		r->orphan = true;
-}
-
-void mp_imap_free(mp_imap *it)
-{
-	if (it)
-		req_drop(&it->r);
-}
-
-mp_async *mp_pool_apply_async(mp_pool *pool, mp_apply_fn fn, const void *arg,
-			      size_t len, size_t result_cap)
-{
-	if (!pool || !fn || (len && !arg) || len > SIZE_MAX / 4 ||
-	    result_cap > SIZE_MAX / 4) {
-		errno = EINVAL;
-		return NULL;
-	}
-	int e = submit_check(pool);
-	if (e) {
-		errno = -e;
-		return NULL;
-	}
-	struct req *r = calloc(1, sizeof(*r));
-	if (!r)
-		return NULL;
-	r->kind = JOB_APPLY;
-	r->n = 1;
-	r->chunksize = 1;
-	r->nchunks = 1;
-	r->in_size = len;
-	r->out_size = result_cap;
-	size_t total = sizeof(struct chunk_rec) + align16(len) + result_cap;
-	r->block = mp_shared_alloc(total);
-	if (!r->block) {
-		free(r);
-		errno = ENOMEM;
-		return NULL;
-	}
-	r->recs = r->block;
-	r->sh_in = len ? (char *)r->block + sizeof(struct chunk_rec) : NULL;
-	r->sh_out = result_cap ? (char *)r->block + sizeof(struct chunk_rec) +
-					 align16(len)
-			       : NULL;
-	if (len)
-		memcpy(r->sh_in, arg, len);
-	e = publish(pool, r, (uintptr_t)fn);
-	if (e) {
-		req_release(r);
-		errno = -e;
-		return NULL;
-	}
-	return (mp_async *)r;
-}
-
-mp_async *mp_pool_map_async(mp_pool *pool, mp_map_fn fn, const void *in,
-			    size_t in_size, void *out, size_t out_size,
-			    size_t n, size_t chunksize)
-{
-	if (out_size && !out && n) {
-		errno = EINVAL;
-		return NULL;
-	}
-	struct req *r;
-	int e = submit_map(pool, fn, in, in_size, out, out_size, n, chunksize,
-			   false, &r);
-	if (e) {
-		errno = -e;
-		return NULL;
-	}
-	return (mp_async *)r;
-}
-
-bool mp_async_ready(mp_async *a)
-{
-	if (!a)
-		return false;
-	struct req *r = &a->r;
-	if (r->finished)
-		return true;
-	pump(r->pool);
-	return req_poll(r->pool, r);
-}
-
-int mp_async_wait(mp_async *a, double timeout_s)
-{
-	if (!a || !mp__timeout_ok(timeout_s))
-		return -EINVAL;
-	struct req *r = &a->r;
-	if (r->finished)
-		return 0;
-	return pool_wait(r->pool, cond_req, r, r->id, WAIT_ALL,
-			 mp__deadline_in(timeout_s));
-}
-
-ssize_t mp_async_get(mp_async *a, void *buf, size_t cap, double timeout_s)
-{
-	int e = mp_async_wait(a, timeout_s);
-	if (e)
-		return e;
-	struct req *r = &a->r;
-	if (r->err)
-		return r->err;
-	if (r->kind != JOB_APPLY)
-		return 0;
-	if ((size_t)r->len > cap)
-		return -EMSGSIZE;
-	if (r->len)
-		memcpy(buf, r->sh_out, (size_t)r->len);
-	return r->len;
-}
-
-void mp_async_free(mp_async *a)
-{
-	if (a)
-		req_drop(&a->r);
-}
-
-ssize_t mp_pool_apply(mp_pool *pool, mp_apply_fn fn, const void *arg,
-		      size_t len, void *out, size_t cap)
-{
-	if (cap && !out)
-		return -EINVAL;
-	mp_async *a = mp_pool_apply_async(pool, fn, arg, len, cap);
-	if (!a)
-		return -errno;
-	ssize_t r = mp_async_get(a, out, cap, MP_FOREVER);
-	mp_async_free(a);
-	return r;
-}
-
 int mp_pool_close(mp_pool *pool)
 {
 	if (!pool)
@@ -1498,7 +957,7 @@ static bool cond_idle(struct mp_pool *p, void *ctx)
 	struct req *next;
 	for (struct req *r = p->active; r; r = next) {
 		next = r->next;
-		if (!req_poll(p, r))
+		if (!mp__req_poll(p, r))
 			return false;
 	}
 	return true;
@@ -1514,10 +973,11 @@ int mp_pool_join(mp_pool *pool)
 		return 0;
 	if (!pool->stopping) {
 		/* Wake for any completion: several jobs may be running. */
-		pool_wait(pool, cond_idle, NULL, 0, WAIT_ANY, MP__NEVER);
+		mp__pool_wait(pool, cond_idle, NULL, 0, WAIT_ANY, MP__NEVER);
 		stop_workers(pool, false);
 	}
 	pool->joined = true;
+	mp__pool_dispatch(pool);
 	return 0;
 }
 
@@ -1531,6 +991,7 @@ int mp_pool_terminate(mp_pool *pool)
 	pool->terminated = true;
 	stop_workers(pool, true);
 	fail_all(pool, MP_ECLOSED);
+	mp__pool_dispatch(pool);
 	return 0;
 }
 
@@ -1538,12 +999,17 @@ void mp_pool_free(mp_pool *pool)
 {
 	if (!pool)
 		return;
+	if (pool->in_callback) /* the callback's caller still uses it */
+		MP__FATAL("pool: mp_pool_free inside a callback");
 	if (!pool->joined) {
 		mp_pool_terminate(pool);
 		mp_pool_join(pool);
 	}
 	/* Every request is finished now: handles no longer need the pool. */
 	fail_all(pool, MP_ECLOSED);
+	mp__pool_dispatch(pool);
+	mp__pool_forget_streams(pool);
+	mp__stage_free(pool);
 	close(pool->efd);
 	mp_shared_free(pool->s);
 	free(pool->w);

@@ -37,8 +37,18 @@ typedef struct mp_pool mp_pool;
 /* Unfinished submissions (maps, applies) a pool holds at once. */
 #define MP_POOL_MAX_JOBS 1024
 
+/*
+ * Task errors: a task (map, apply or buf function) returns 0 for success
+ * or a negative error: a -errno value (-EINVAL, -ENOENT, ...) or a code of
+ * your own below -20000 (clear of errno values and of the library's MP_E*
+ * codes).  The value is reported as is, as the item's error and as the
+ * map's result; mp_strerror() names errno values and MP_E* codes and says
+ * "Unknown error" for your own.  A positive value also fails the item (and
+ * is reported as is), but mp_strerror cannot name it: do not use one.
+ */
+
 /* A map function: read one item at `in`, write one result at `out`.
- * Return 0, or non-zero for a failed item (the value is reported as is). */
+ * Return 0, or a negative error for a failed item (see Task errors). */
 typedef int (*mp_map_fn)(const void *in, void *out);
 
 /* An apply function: `len` argument bytes in, at most `cap` result bytes
@@ -59,6 +69,25 @@ typedef struct mp_pool_opts {
 				       run may have done part of its work.
 				       0 = never (Python's behaviour, less
 				       the hang) */
+	double task_timeout;        /* seconds one task (a map chunk, an
+				       apply) may run; 0 = no limit.  A
+				       task that runs longer has its worker
+				       killed (SIGKILL) and replaced; the
+				       task fails with -ETIMEDOUT (each item
+				       of the chunk), or runs again under
+				       retries, as after a death.  Measured
+				       from when the worker took the task,
+				       on CLOCK_MONOTONIC, and enforced by
+				       the parent inside its pool calls
+				       (waits wake for it): while the
+				       parent waits in a pool call, the
+				       task fails a few ms after its limit
+				       (poll(2)'s 1 ms rounding, scheduling,
+				       the kill and reap: 2 to 5 ms on a
+				       busy 2-CPU VM); else at the next pool
+				       call.  Workers' initializers are not
+				       timed.  NaN, < 0 or > MP_TIMEOUT_MAX:
+				       EINVAL */
 } mp_pool_opts;
 
 /* A pool of `processes` workers (0 = mp_cpu_count()), started now.
@@ -90,7 +119,10 @@ MP_EXTERN int mp_pool_worker_pids(const mp_pool *pool, pid_t *pids, int cap);
  * others are in out); -EINVAL (NULL pool or fn, NULL buffer with a size,
  * size overflow), -ENOMEM, MP_ESTATE (closed), MP_EBROKEN.  n = 0 returns 0.
  * Safety: the pool's process, one thread; blocks in poll(2) on the workers'
- * pidfds and an eventfd, after a short spin. */
+ * pidfds and an eventfd, after a short spin.
+ * Memory: the pool keeps the shared block of its largest map so far (1 MiB
+ * from its creation, pre-faulted in the workers; up to 16 MiB) for the
+ * next, so a map pays no page faults for memory an earlier one used. */
 MP_EXTERN int mp_pool_map(mp_pool *pool, mp_map_fn fn, const void *in,
 			  size_t in_size, void *out, size_t out_size, size_t n,
 			  size_t chunksize);
@@ -117,6 +149,9 @@ MP_EXTERN int mp_pool_map_errors(mp_pool *pool, mp_map_fn fn, const void *in,
  * by chunk).  Inputs are copied at the call; the tasks run meanwhile.
  */
 typedef struct mp_imap mp_imap;
+typedef struct mp_buf mp_buf; /* below */
+typedef struct mp_out mp_out;
+typedef int (*mp_task_fn)(const void *in, size_t len, mp_out *out);
 
 /* Return: the iterator (free with mp_imap_free), or NULL with errno EINVAL,
  * ENOMEM, or MP_ESTATE / MP_EBROKEN negated (errno = -MP_ESTATE...).
@@ -133,8 +168,9 @@ MP_EXTERN mp_imap *mp_pool_imap_unordered(mp_pool *pool, mp_map_fn fn,
  * sets *index (may be NULL) to its item.
  * Return: 0; the item's error (its fn's non-zero value, or MP_EWORKER) with
  * *index set; MP_ECLOSED once every item was delivered (or the pool was
- * terminated); -ETIMEDOUT; -EINVAL.  *index is SIZE_MAX when no item was
- * delivered, which tells an item error from a timeout.
+ * terminated); -ETIMEDOUT; -EINVAL (also for a stream's iterator: use
+ * mp_imap_next_buf).  *index is SIZE_MAX when no item was delivered, which
+ * tells an item error from a timeout.
  * Safety: the pool's process, one thread; blocks like mp_pool_map. */
 MP_EXTERN int mp_imap_next(mp_imap *it, size_t *index, void *out,
 			   double timeout_s);
@@ -142,6 +178,68 @@ MP_EXTERN int mp_imap_next(mp_imap *it, size_t *index, void *out,
 /* Free the iterator; unfinished tasks still run, their results are dropped.
  * Valid after the pool was freed.  NULL is ignored. */
 MP_EXTERN void mp_imap_free(mp_imap *it);
+
+/*
+ * Streams: items come from a source function as the pool has room for
+ * them, so memory stays bounded whatever the number of items:
+ *
+ *     static int next_line(void *ctx, mp_buf *item)   (1, 0 or < 0)
+ *     ...
+ *     mp_imap *it = mp_pool_imap_source(pool, task, next_line, &state, 0,
+ *                                       true);
+ *     mp_buf res;
+ *     size_t i;
+ *     int r;
+ *     while ((r = mp_imap_next_buf(it, &i, &res, MP_FOREVER)) !=
+ *            MP_ECLOSED) {
+ *             ... r is 0 or item i's error (i is SIZE_MAX for a source
+ *                 error or a timeout) ...
+ *             free(res.data);
+ *     }
+ *     mp_imap_free(it);
+ *
+ * The window: the iterator calls the source (in the caller's thread,
+ * inside mp_pool_imap_source and mp_imap_next_buf) only while fewer than
+ * 2 * workers + 2 batches of chunksize items are in flight (submitted, not
+ * yet being delivered) and their inputs hold fewer than
+ * MP_POOL_STREAM_BYTES bytes.  So a stream holds at most
+ * (2 * workers + 3) * chunksize items not yet delivered (the window and
+ * the batch being delivered), about MP_POOL_STREAM_BYTES input bytes plus
+ * two batches, and the results of those items, in the shared arena and
+ * in the caller; 2,000,000 items of 16 bytes raise the peak resident
+ * size by under 1 MiB (tests/test-pool-stream.c).
+ */
+
+/* Return 1 with *item set to the next item (its data valid until the next
+ * call), 0 when there are no more, or a negative error that ends the
+ * stream. */
+typedef int (*mp_source_fn)(void *ctx, mp_buf *item);
+
+/* Input bytes in flight past which a stream stops calling its source. */
+#define MP_POOL_STREAM_BYTES ((size_t)16 << 20)
+/* The largest chunksize a stream takes. */
+#define MP_POOL_STREAM_CHUNK_MAX ((size_t)1 << 16)
+
+/* Run fn on every item of source, chunksize items per task (0 = 64),
+ * delivered in source order (ordered) or as batches finish.  Starts pulling
+ * and submitting at once.
+ * Return: the iterator (mp_imap_free), or NULL with errno EINVAL (NULL
+ * pool, fn or source; chunksize > MP_POOL_STREAM_CHUNK_MAX), ENOMEM, or
+ * -MP_ESTATE / -MP_EBROKEN.  Safety: as mp_pool_imap. */
+MP_EXTERN mp_imap *mp_pool_imap_source(mp_pool *pool, mp_task_fn fn,
+				       mp_source_fn source, void *ctx,
+				       size_t chunksize, bool ordered);
+
+/* The next result of a stream: out->data malloc()ed (NULL for an empty
+ * result or a failed item), *index (may be NULL) its item's position in
+ * the source's order.
+ * Return: 0; the item's error, *index set; the source's error (or the
+ * error that stopped a submission: -ENOMEM, MP_ESTATE after close or
+ * terminate), once, after the items before it, *index SIZE_MAX; then
+ * MP_ECLOSED; -ETIMEDOUT; -EINVAL (NULL it or out, an iterator not from
+ * mp_pool_imap_source).  Safety: as mp_imap_next. */
+MP_EXTERN int mp_imap_next_buf(mp_imap *it, size_t *index, mp_buf *out,
+			       double timeout_s);
 
 /*
  * apply_async / map_async: submit and get a handle; the handle is owned by
@@ -192,6 +290,101 @@ MP_EXTERN void mp_async_free(mp_async *a);
 MP_EXTERN ssize_t mp_pool_apply(mp_pool *pool, mp_apply_fn fn,
 				const void *arg, size_t len, void *out,
 				size_t cap);
+
+/*
+ * Variable-size items: mp_pool_map_bufs runs fn on each of n items of any
+ * length (0 included) and collects results of any length:
+ *
+ *     static int upper(const void *in, size_t len, mp_out *out)
+ *     {
+ *             char buf[256];
+ *             for (size_t k = 0; k < len; k += sizeof(buf)) {
+ *                     size_t m = len - k < sizeof(buf) ? len - k
+ *                                                      : sizeof(buf);
+ *                     for (size_t i = 0; i < m; i++)
+ *                             buf[i] = toupper(((const char *)in)[k + i]);
+ *                     int e = mp_out_write(out, buf, m);
+ *                     if (e)
+ *                             return e;
+ *             }
+ *             return 0;
+ *     }
+ *
+ * The items' bytes are copied into the shared arena at the call (so data
+ * made after the pool was created works; the workers map the arena from
+ * their fork) and the results come back through it, chunksize items per
+ * task, with no system call per item.  The inputs of one map must fit in
+ * the arena at once (mp_shared_set_size; 256 MiB by default) or the map
+ * fails with -ENOMEM.
+ */
+struct mp_buf {
+	void *data;
+	size_t len;
+};
+
+/* free() each b[i].data and zero b[i] (NULL b is ignored). */
+MP_EXTERN void mp_bufs_free(mp_buf *b, size_t n);
+
+/* mp_out: where a task writes its result (opaque; valid during the task
+ * only).  mp_task_fn: a task on one variable-size item: read len bytes at
+ * in (never NULL, even for len 0), write the result with mp_out_write, in
+ * as many pieces as you like.  Return 0 or a negative error (see Task
+ * errors); a failed item's result is dropped. */
+
+/* The most bytes one item's result may have: 16 MiB. */
+#define MP_POOL_RESULT_MAX ((size_t)16 << 20)
+
+/* Append len bytes to the task's result.  Return: 0; -EMSGSIZE when the
+ * result would pass MP_POOL_RESULT_MAX, -ENOMEM when the arena is full:
+ * then the item fails with that error whatever the task returns (later
+ * writes fail the same way); -EINVAL (NULL out, or NULL data with len).
+ * Safety: in the task that got out, while it runs. */
+MP_EXTERN int mp_out_write(mp_out *out, const void *data, size_t len);
+
+/* out[i] = fn(in[i]) for i < n; out[i].data is malloc()ed (free with
+ * mp_bufs_free), NULL with len 0 for an empty result or a failed item.
+ * errs (may be NULL) gets each item's error (0, the task's error, -EMSGSIZE,
+ * -ENOMEM, -ETIMEDOUT, MP_EWORKER).  chunksize as mp_pool_map.
+ * Return: as mp_pool_map: 0; MP_EWORKER; the lowest-index item's error;
+ * -EINVAL (NULL pool, fn, or in / out with n > 0, NULL data with a length,
+ * lengths whose sum overflows), -ENOMEM, MP_ESTATE, MP_EBROKEN.  Every
+ * out[i] is set, also on failure.  n = 0 returns 0.
+ * Safety: as mp_pool_map. */
+MP_EXTERN int mp_pool_map_bufs(mp_pool *pool, mp_task_fn fn,
+			       const mp_buf *in, size_t n, mp_buf *out,
+			       int *errs, size_t chunksize);
+
+/*
+ * Completion callbacks, and waiting for many handles.  There is no hidden
+ * thread: a callback runs in the caller's thread, at the end of a pool
+ * call that noticed its handle finish (any wait, submission or poll on the
+ * pool: mp_pool_map*, mp_imap_next*, mp_async_*, mp_pool_poll,
+ * mp_pool_join, mp_pool_terminate, mp_pool_free), or at once in
+ * mp_async_set_callback if the handle is ready.  Each callback runs exactly
+ * once (the handle is ready, whatever its result: a killed worker's task,
+ * a terminated pool's), unless its handle is freed first (that cancels
+ * it).  A callback may call the pool again (submit, wait, free its own
+ * handle); it must not call mp_pool_free (that aborts).
+ */
+
+/* Run cb(a, ctx) once, when a is ready (now if it is); replaces a callback
+ * not run yet; cb NULL removes it.  Return: 0, -EINVAL. */
+MP_EXTERN int mp_async_set_callback(mp_async *a,
+				    void (*cb)(mp_async *a, void *ctx),
+				    void *ctx);
+
+/* Wait up to timeout_s for handles with a callback to finish, and run the
+ * callbacks of those that did.  Returns at once when no handle with a
+ * callback is unfinished.  Return: how many callbacks ran (0 when none was
+ * ready in time), -EINVAL.  Safety: as mp_async_wait. */
+MP_EXTERN int mp_pool_poll(mp_pool *pool, double timeout_s);
+
+/* Wait until one of as[0..n) is ready (concurrent.futures'
+ * FIRST_COMPLETED); all unfinished ones must come from the same pool.
+ * Return: the lowest index of a ready handle, -ETIMEDOUT, -EINVAL (NULL as
+ * or entry, n = 0, handles of two pools). */
+MP_EXTERN int mp_async_wait_any(mp_async *const *as, size_t n,
+				double timeout_s);
 
 /*
  * No starmap: in C an item is already any struct, so a map over structs is

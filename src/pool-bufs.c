@@ -1,0 +1,285 @@
+/*
+ * Pool maps over variable-size items (mp_pool_map_bufs, and the batches of
+ * mp_pool_imap_source).
+ *
+ * Inputs: the parent copies every item of a job into one block of the
+ * shared arena (the arena is mapped before any worker is forked, at the
+ * same address in every process, so workers forked long ago see blocks
+ * allocated now): per item a struct buf_item (offset and length), then the
+ * bytes.  One allocation and one memcpy per item, no system call.
+ *
+ * Results: a worker collects the results of its chunk in one block of its
+ * own from the arena (mp_out_write appends; the block doubles when full),
+ * then stores the block in blks[chunk] and commits the chunk.  The parent
+ * copies each result into a malloc()ed buffer and frees the block.  So a
+ * chunk costs the worker one or a few allocations, whatever its items.
+ * The block a worker is filling is named in its slot (wslot.blk), so when
+ * the worker dies or is killed (task_timeout) the parent frees it; a death
+ * inside the arena's allocator loses at most that one block (see arena.c).
+ *
+ * A result may be up to MP_POOL_RESULT_MAX bytes: past that the item fails
+ * with -EMSGSIZE (its partial result is dropped) and the chunk goes on.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pool-internal.h"
+
+#define OUT_MIN 4096
+
+struct mp_out {
+	struct wslot *w;
+	char *blk;    /* the chunk's result block, or NULL */
+	size_t cap;   /* its size */
+	size_t used;  /* bytes written, every item so far */
+	size_t start; /* where the current item's result begins */
+	int err;      /* the current item failed: later writes fail too */
+};
+
+void mp_bufs_free(mp_buf *b, size_t n)
+{
+	if (!b)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		free(b[i].data);
+		b[i].data = NULL;
+		b[i].len = 0;
+	}
+}
+
+static int out_grow(mp_out *o, size_t need)
+{
+	size_t cap = o->cap ? o->cap : OUT_MIN;
+
+	while (cap < need)
+		cap *= 2; /* need <= used + MP_POOL_RESULT_MAX: no overflow */
+	char *nb = mp_shared_alloc(cap);
+	if (!nb)
+		return -ENOMEM;
+	if (o->used)
+		memcpy(nb, o->blk, o->used);
+	/* Name the new block before the old one goes: a death in between
+	 * leaks the old one, never frees a block twice. */
+	atomic_store_explicit(&o->w->blk, (int64_t)(intptr_t)nb,
+			      memory_order_release);
+	mp_shared_free(o->blk);
+	o->blk = nb;
+	o->cap = cap;
+	return 0;
+}
+
+int mp_out_write(mp_out *out, const void *data, size_t len)
+{
+	if (!out || (len && !data))
+		return -EINVAL;
+	if (out->err)
+		return out->err;
+	if (len > MP_POOL_RESULT_MAX - (out->used - out->start))
+		return out->err = -EMSGSIZE;
+	if (!len)
+		return 0;
+	if (out->used + len > out->cap) {
+		int e = out_grow(out, out->used + len);
+		if (e)
+			return out->err = e;
+	}
+	memcpy(out->blk + out->used, data, len);
+	out->used += len;
+	return 0;
+}
+
+int32_t mp__run_bufs(struct pool_shared *s, struct wslot *w, struct job *j,
+		     uint64_t c, int64_t *value)
+{
+	mp_task_fn fn = (mp_task_fn)j->fn;
+	struct buf_item *items = at(s, j->items_off);
+	int64_t *blks = at(s, j->blks_off);
+	int32_t *errs = at(s, j->errs_off);
+	const char *in = at(s, j->in_off);
+	uint64_t lo = c * j->chunksize;
+	uint64_t hi = lo + j->chunksize < j->n ? lo + j->chunksize : j->n;
+	mp_out o = {.w = w};
+	int32_t err = 0;
+
+	for (uint64_t i = lo; i < hi; i++) {
+		o.start = o.used;
+		o.err = 0;
+		int r = fn(in + items[i].in_off, items[i].in_len, &o);
+		int e = o.err ? o.err : r;
+		errs[i] = e;
+		if (e) {
+			o.used = o.start; /* drop what it wrote */
+			items[i].out_off = items[i].out_len = 0;
+			if (!err) {
+				err = e;
+				*value = (int64_t)i;
+			}
+		} else {
+			items[i].out_off = o.start;
+			items[i].out_len = o.used - o.start;
+		}
+	}
+	/* Hand the block to the chunk, then forget it (see mp__bufs_drop_dead
+	 * for a death between the two). */
+	blks[c] = (int64_t)(intptr_t)o.blk;
+	atomic_store_explicit(&w->blk, 0, memory_order_release);
+	return err;
+}
+
+void mp__bufs_drop_dead(struct pool_shared *s, struct wslot *ws,
+			struct req *r, uint64_t c1)
+{
+	void *blk = (void *)(intptr_t)atomic_load_explicit(
+		&ws->blk, memory_order_acquire);
+
+	(void)s;
+	atomic_store_explicit(&ws->blk, 0, memory_order_relaxed);
+	if (r && r->blks && c1 && c1 <= r->nchunks &&
+	    !atomic_load_explicit(&r->recs[c1 - 1].state,
+				  memory_order_acquire)) {
+		/* Not committed: the chunk will run again or fail. */
+		void *b = (void *)(intptr_t)r->blks[c1 - 1];
+		r->blks[c1 - 1] = 0;
+		if (b != blk)
+			mp_shared_free(b);
+	}
+	mp_shared_free(blk);
+}
+
+int mp__bufs_prepare(struct mp_pool *p, const mp_buf *in, size_t n,
+		     size_t chunksize, struct req **out_r)
+{
+	size_t total_in = 0;
+
+	if (n && !in)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		if (in[i].len && !in[i].data)
+			return -EINVAL;
+		if (__builtin_add_overflow(total_in, in[i].len, &total_in) ||
+		    total_in > SIZE_MAX / 4)
+			return -EINVAL;
+	}
+	if (chunksize == 0)
+		chunksize = mp__auto_chunksize(p, n);
+	size_t nchunks = n ? (n - 1) / chunksize + 1 : 0;
+	size_t recs_sz = mul_add(nchunks, sizeof(struct chunk_rec), 0);
+	size_t blks_sz = mul_add(nchunks, sizeof(int64_t), 0);
+	size_t errs_sz = mul_add(n, sizeof(int32_t), 0);
+	size_t items_sz = mul_add(n, sizeof(struct buf_item), 0);
+	if (recs_sz == SIZE_MAX || blks_sz == SIZE_MAX ||
+	    errs_sz == SIZE_MAX || items_sz == SIZE_MAX)
+		return -EINVAL;
+	size_t head = align16(recs_sz) + align16(blks_sz) + align16(errs_sz) +
+		      align16(items_sz);
+	if (head > SIZE_MAX / 4)
+		return -EINVAL;
+	/* Always some data bytes: an empty item points at them. */
+	size_t total = head + align16(total_in) + 16;
+
+	struct req *r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	r->block = mp_shared_alloc(total);
+	if (!r->block) {
+		free(r);
+		return -ENOMEM;
+	}
+	r->kind = JOB_BUFS;
+	r->n = n;
+	r->chunksize = chunksize;
+	r->nchunks = nchunks;
+	r->bytes = total_in;
+	char *b = r->block;
+	r->recs = (struct chunk_rec *)b;
+	b += align16(recs_sz);
+	r->blks = (int64_t *)b;
+	b += align16(blks_sz);
+	r->errs = (int32_t *)b;
+	b += align16(errs_sz);
+	r->items = (struct buf_item *)b;
+	b += align16(items_sz);
+	r->sh_in = b;
+	size_t off = 0;
+	for (size_t i = 0; i < n; i++) {
+		r->items[i].in_off = off;
+		r->items[i].in_len = in[i].len;
+		if (in[i].len)
+			memcpy(b + off, in[i].data, in[i].len);
+		off += in[i].len;
+	}
+	if (nchunks == 0)
+		r->finished = true;
+	*out_r = r;
+	return 0;
+}
+
+int mp__bufs_collect(struct req *r, size_t lo, size_t hi, mp_buf *out,
+		     int *errs)
+{
+	int first = 0;
+
+	for (size_t i = lo; i < hi; i++) {
+		int e = r->errs[i];
+		mp_buf *o = &out[i - lo];
+		o->data = NULL;
+		o->len = 0;
+		if (!e && r->items[i].out_len) {
+			size_t len = r->items[i].out_len;
+			int64_t b = r->blks[i / r->chunksize];
+			const char *blk = (const char *)(intptr_t)b;
+			o->data = malloc(len);
+			if (o->data) {
+				memcpy(o->data, blk + r->items[i].out_off, len);
+				o->len = len;
+			} else {
+				e = -ENOMEM;
+			}
+		}
+		if (errs)
+			errs[i - lo] = e;
+		if (e && !first)
+			first = e;
+	}
+	return first;
+}
+
+void mp__bufs_release(struct req *r)
+{
+	for (size_t c = 0; r->blks && c < r->nchunks; c++)
+		mp_shared_free((void *)(intptr_t)r->blks[c]);
+}
+
+int mp_pool_map_bufs(mp_pool *pool, mp_task_fn fn, const mp_buf *in,
+		     size_t n, mp_buf *out, int *errs, size_t chunksize)
+{
+	if (!pool || !fn || (n && (!in || !out)))
+		return -EINVAL;
+	int e = mp__submit_check(pool);
+	if (e)
+		return e;
+	if (n == 0)
+		return 0;
+	if (!pool->stopping)
+		mp__check_workers(pool); /* as mp_pool_map */
+	struct req *r;
+	e = mp__bufs_prepare(pool, in, n, chunksize, &r);
+	if (e)
+		return e;
+	e = mp__publish(pool, r, (uintptr_t)fn);
+	if (e) {
+		mp__req_release(r);
+		return e;
+	}
+	e = mp__pool_wait(pool, mp__cond_req, r, r->id, WAIT_ALL, MP__NEVER);
+	if (e) /* cannot happen without a deadline */
+		MP__FATAL("pool: map wait failed");
+	if (!pool->stopping)
+		mp__check_workers(pool);
+	int ce = mp__bufs_collect(r, 0, n, out, errs);
+	e = r->err ? r->err : ce;
+	mp__req_release(r);
+	mp__pool_dispatch(pool);
+	return e;
+}

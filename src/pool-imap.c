@@ -1,0 +1,457 @@
+/*
+ * Pool iterators: imap and imap_unordered over fixed-size items, and
+ * streams (mp_pool_imap_source) over variable-size items from a source.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pool-internal.h"
+
+static mp_imap *imap_new(mp_pool *pool, mp_map_fn fn, const void *in,
+			 size_t in_size, size_t out_size, size_t n,
+			 size_t chunksize, bool unordered)
+{
+	struct req *r;
+	int e = mp__submit_map(pool, fn, in, in_size, NULL, out_size, n,
+			       chunksize, true, false, &r);
+	if (e) {
+		errno = -e;
+		return NULL;
+	}
+	r->unordered = unordered;
+	return (mp_imap *)r;
+}
+
+mp_imap *mp_pool_imap(mp_pool *pool, mp_map_fn fn, const void *in,
+		      size_t in_size, size_t out_size, size_t n,
+		      size_t chunksize)
+{
+	return imap_new(pool, fn, in, in_size, out_size, n, chunksize, false);
+}
+
+mp_imap *mp_pool_imap_unordered(mp_pool *pool, mp_map_fn fn, const void *in,
+				size_t in_size, size_t out_size, size_t n,
+				size_t chunksize)
+{
+	return imap_new(pool, fn, in, in_size, out_size, n, chunksize, true);
+}
+
+static bool cond_chunk(struct mp_pool *p, void *ctx)
+{
+	struct req *r = ctx;
+	size_t c = r->next_item / r->chunksize;
+
+	if (mp__req_poll(p, r))
+		return true;
+	return atomic_load_explicit(&r->recs[c].state, memory_order_acquire);
+}
+
+static void take_chunk(struct req *r, size_t c)
+{
+	r->cur = c * r->chunksize;
+	r->cur_end = r->cur + r->chunksize < r->n ? r->cur + r->chunksize
+						  : r->n;
+}
+
+/* Unordered: find a done chunk not yet delivered; it becomes current.
+ * A cursor walks the chunks once, up to those claimed so far; the ones it
+ * passed before they were done wait in `holes` (about as many as there
+ * are workers, plus lost chunks not yet swept), so each call costs
+ * O(holes), not O(chunks). */
+static bool cond_any_chunk(struct mp_pool *p, void *ctx)
+{
+	struct req *r = ctx;
+	size_t hi = r->nchunks;
+
+	if (!r->finished && p) {
+		uint64_t next = atomic_load_explicit(
+			&p->s->ring[r->id % RING].next, memory_order_acquire);
+		if (!mp__req_poll(p, r) && next < hi)
+			hi = next;
+	}
+	for (size_t k = 0; k < r->nholes; k++) {
+		size_t c = r->holes[k];
+		if (atomic_load_explicit(&r->recs[c].state,
+					 memory_order_acquire)) {
+			r->holes[k] = r->holes[--r->nholes];
+			take_chunk(r, c);
+			return true;
+		}
+	}
+	while (r->from < hi) {
+		size_t c = r->from;
+		if (atomic_load_explicit(&r->recs[c].state,
+					 memory_order_acquire)) {
+			r->from++;
+			take_chunk(r, c);
+			return true;
+		}
+		if (r->nholes == r->holes_cap) {
+			size_t cap = r->holes_cap * 2 + 16;
+			size_t *h = realloc(r->holes, cap * sizeof(*h));
+			if (!h)
+				return false; /* retried at the next wake-up */
+			r->holes = h;
+			r->holes_cap = cap;
+		}
+		r->holes[r->nholes++] = c;
+		r->from++;
+	}
+	return false;
+}
+
+static int imap_deliver(struct req *r, size_t i, size_t *index, void *out)
+{
+	if (out && r->out_size)
+		memcpy(out, r->sh_out + i * r->out_size, r->out_size);
+	if (index)
+		*index = i;
+	return r->errs[i];
+}
+
+int mp_imap_next(mp_imap *it, size_t *index, void *out, double timeout_s)
+{
+	if (index)
+		*index = SIZE_MAX;
+	if (!it || it->r.kind == JOB_STREAM || !mp__timeout_ok(timeout_s))
+		return -EINVAL; /* a stream's results: mp_imap_next_buf */
+	struct req *r = &it->r;
+	struct mp_pool *p = r->finished ? NULL : r->pool;
+	mp__deadline deadline = mp__deadline_in(timeout_s);
+
+	if (!r->unordered) {
+		if (r->next_item >= r->n)
+			return MP_ECLOSED;
+		if (p) {
+			int e = mp__pool_wait(p, cond_chunk, r, r->id, WAIT_ANY,
+					  deadline);
+			if (e)
+				return e;
+		}
+		return imap_deliver(r, r->next_item++, index, out);
+	}
+	if (r->cur >= r->cur_end) {
+		if (r->next_item >= r->n)
+			return MP_ECLOSED;
+		if (p) {
+			int e = mp__pool_wait(p, cond_any_chunk, r, r->id,
+					  WAIT_ANY, deadline);
+			if (e)
+				return e;
+		} else if (!cond_any_chunk(NULL, r)) {
+			MP__FATAL("pool: finished imap without a chunk");
+		}
+	}
+	r->next_item++;
+	return imap_deliver(r, r->cur++, index, out);
+}
+
+void mp_imap_free(mp_imap *it)
+{
+	if (it)
+		mp__req_drop(&it->r);
+}
+
+
+/*
+ * Streams (mp_pool_imap_source).  The iterator pulls items from the source
+ * only while its window has room: at most `window` batches in flight (a
+ * batch is one chunk of chunksize items, a JOB_BUFS job of its own) and
+ * at most MP_POOL_STREAM_BYTES input bytes in them.  Each item is copied
+ * at once into a staging buffer (the source's data is valid until its next
+ * call only); a full batch goes into the arena and is published.  Results
+ * wait in the arena until delivered; a delivered batch is freed.  So the
+ * memory a stream holds is bounded by its window, whatever the number of
+ * items.  Items pulled before a source error are delivered first, then the
+ * error once, then MP_ECLOSED.
+ */
+struct stream {
+	struct mp_pool *pool; /* NULL once the pool is freed */
+	struct stream *pool_next;
+	mp_task_fn fn;
+	mp_source_fn source;
+	void *ctx;
+	size_t chunksize;
+	size_t window;
+	bool ordered;
+	bool src_done;
+	int src_err;        /* to report once the batches are delivered */
+	size_t pulled;      /* items taken from the source */
+	struct req *head, *tail; /* batches, oldest first */
+	size_t nbatches, bytes;
+	struct req *cur;    /* the batch being delivered */
+	size_t cur_pos;
+	/* the batch being gathered */
+	char *stage;
+	size_t stage_len, stage_cap;
+	mp_buf *items;      /* lengths only while gathering */
+	size_t nitems;
+};
+
+#define STREAM_CHUNK 64
+
+/* Publish the batch gathered so far. */
+static int stream_submit(struct stream *st)
+{
+	struct req *r;
+	size_t off = 0;
+
+	for (size_t i = 0; i < st->nitems; i++) {
+		st->items[i].data = st->stage + off;
+		off += st->items[i].len;
+	}
+	int e = mp__bufs_prepare(st->pool, st->items, st->nitems,
+				 st->nitems, &r);
+	if (e)
+		return e;
+	e = mp__publish(st->pool, r, (uintptr_t)st->fn);
+	if (e) {
+		mp__req_release(r);
+		return e;
+	}
+	r->base = st->pulled - st->nitems;
+	r->st_next = NULL;
+	if (st->tail)
+		st->tail->st_next = r;
+	else
+		st->head = r;
+	st->tail = r;
+	st->nbatches++;
+	st->bytes += r->bytes;
+	st->nitems = 0;
+	st->stage_len = 0;
+	return 0;
+}
+
+/* Gather one item from the source.  Return: 1, 0 (no more), < 0. */
+static int stream_pull(struct stream *st)
+{
+	mp_buf it = {0};
+	int r = st->source(st->ctx, &it);
+
+	if (r <= 0)
+		return r < 0 ? r : 0;
+	if (it.len && !it.data)
+		return -EINVAL;
+	if (it.len > SIZE_MAX / 4 - st->stage_len)
+		return -EINVAL;
+	if (st->stage_len + it.len > st->stage_cap) {
+		size_t cap = st->stage_cap ? st->stage_cap : 4096;
+		while (cap < st->stage_len + it.len)
+			cap *= 2;
+		char *s = realloc(st->stage, cap);
+		if (!s)
+			return -ENOMEM;
+		st->stage = s;
+		st->stage_cap = cap;
+	}
+	if (it.len)
+		memcpy(st->stage + st->stage_len, it.data, it.len);
+	st->stage_len += it.len;
+	st->items[st->nitems++] = (mp_buf){NULL, it.len};
+	st->pulled++;
+	return 1;
+}
+
+/* Pull and submit while the window has room. */
+static void stream_fill(struct stream *st)
+{
+	while (!st->src_done && st->pool && st->nbatches < st->window &&
+	       st->bytes < MP_POOL_STREAM_BYTES) {
+		int r = 1;
+		while (st->nitems < st->chunksize &&
+		       st->stage_len < MP_POOL_STREAM_BYTES / 4 &&
+		       (r = stream_pull(st)) > 0)
+			;
+		if (r <= 0) {
+			st->src_done = true;
+			st->src_err = r;
+		}
+		if (st->nitems) {
+			int e = stream_submit(st);
+			if (e) {
+				st->src_done = true;
+				st->src_err = st->src_err ? st->src_err : e;
+				st->nitems = 0;
+			}
+		}
+	}
+}
+
+static void stream_unlink(struct stream *st, struct req *r)
+{
+	struct req **pp = &st->head, *prev = NULL;
+
+	while (*pp != r) {
+		prev = *pp;
+		pp = &(*pp)->st_next;
+	}
+	*pp = r->st_next;
+	if (st->tail == r)
+		st->tail = prev;
+	st->nbatches--;
+	st->bytes -= r->bytes;
+}
+
+static bool cond_any_batch(struct mp_pool *p, void *ctx)
+{
+	struct stream *st = ctx;
+
+	for (struct req *r = st->head; r; r = r->st_next)
+		if (r->finished || mp__req_poll(p, r))
+			return true;
+	return false;
+}
+
+/* Make the next batch to deliver current.  Return: 0, or an error of the
+ * wait. */
+static int stream_next_batch(struct stream *st, mp__deadline deadline)
+{
+	struct req *r = NULL;
+
+	if (st->ordered) {
+		r = st->head;
+		if (!r->finished && st->pool) {
+			int e = mp__pool_wait(st->pool, mp__cond_req, r, r->id,
+					      WAIT_ALL, deadline);
+			if (e)
+				return e;
+		}
+	} else {
+		if (st->pool) {
+			int e = mp__pool_wait(st->pool, cond_any_batch, st, 0,
+					      WAIT_ANY, deadline);
+			if (e)
+				return e;
+		}
+		for (r = st->head; r && !r->finished; r = r->st_next)
+			;
+		if (!r) /* the pool is gone: every batch is finished */
+			MP__FATAL("pool: stream without a finished batch");
+	}
+	stream_unlink(st, r);
+	st->cur = r;
+	st->cur_pos = 0;
+	return 0;
+}
+
+mp_imap *mp_pool_imap_source(mp_pool *pool, mp_task_fn fn,
+			     mp_source_fn source, void *ctx,
+			     size_t chunksize, bool ordered)
+{
+	if (!pool || !fn || !source) {
+		errno = EINVAL;
+		return NULL;
+	}
+	int e = mp__submit_check(pool);
+	if (e) {
+		errno = -e;
+		return NULL;
+	}
+	if (chunksize == 0)
+		chunksize = STREAM_CHUNK;
+	if (chunksize > MP_POOL_STREAM_CHUNK_MAX) {
+		errno = EINVAL;
+		return NULL;
+	}
+	struct req *r = calloc(1, sizeof(*r));
+	struct stream *st = calloc(1, sizeof(*st));
+	mp_buf *items = calloc(chunksize, sizeof(*items));
+	if (!r || !st || !items) {
+		free(r);
+		free(st);
+		free(items);
+		errno = ENOMEM;
+		return NULL;
+	}
+	r->kind = JOB_STREAM;
+	r->finished = true; /* never published: mp_imap_free releases it */
+	r->pool = pool;
+	r->stream = st;
+	st->pool = pool;
+	st->fn = fn;
+	st->source = source;
+	st->ctx = ctx;
+	st->chunksize = chunksize;
+	st->window = 2 * (size_t)pool->nworkers + 2;
+	st->ordered = ordered;
+	st->items = items;
+	st->pool_next = pool->streams;
+	pool->streams = st;
+	stream_fill(st);
+	return (mp_imap *)r;
+}
+
+int mp_imap_next_buf(mp_imap *it, size_t *index, mp_buf *out,
+		     double timeout_s)
+{
+	if (index)
+		*index = SIZE_MAX;
+	if (out)
+		*out = (mp_buf){NULL, 0};
+	if (!it || !out || it->r.kind != JOB_STREAM ||
+	    !mp__timeout_ok(timeout_s))
+		return -EINVAL;
+	struct stream *st = it->r.stream;
+	struct mp_pool *p = st->pool;
+	int ret;
+
+	if (st->cur && st->cur_pos >= st->cur->n) {
+		mp__req_release(st->cur);
+		st->cur = NULL;
+	}
+	stream_fill(st);
+	if (!st->cur) {
+		if (!st->head) {
+			ret = st->src_err ? st->src_err : MP_ECLOSED;
+			st->src_err = 0;
+			goto out;
+		}
+		ret = stream_next_batch(st, mp__deadline_in(timeout_s));
+		if (ret)
+			goto out;
+	}
+	size_t i = st->cur_pos++;
+	int err = 0;
+	mp__bufs_collect(st->cur, i, i + 1, out, &err);
+	if (index)
+		*index = st->cur->base + i;
+	ret = err;
+	stream_fill(st);
+out:
+	if (p)
+		mp__pool_dispatch(p);
+	return ret;
+}
+
+void mp__stream_release(struct req *r)
+{
+	struct stream *st = r->stream;
+	struct req *b, *next;
+
+	if (!st)
+		return;
+	if (st->pool) {
+		struct stream **pp = &st->pool->streams;
+		while (*pp != st)
+			pp = &(*pp)->pool_next;
+		*pp = st->pool_next;
+	}
+	if (st->cur)
+		mp__req_release(st->cur);
+	for (b = st->head; b; b = next) {
+		next = b->st_next;
+		mp__req_drop(b); /* one still running is freed when done */
+	}
+	free(st->stage);
+	free(st->items);
+	free(st);
+}
+
+void mp__pool_forget_streams(struct mp_pool *p)
+{
+	for (struct stream *st = p->streams; st; st = st->pool_next)
+		st->pool = NULL;
+	p->streams = NULL;
+}
