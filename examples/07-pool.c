@@ -46,7 +46,7 @@ static int count_primes(const void *in, void *out)
 		count += prime;
 	}
 	*(uint32_t *)out = count;
-	return 0; /* non-zero would mark this item failed */
+	return 0; /* a negative error (-errno) would fail this item */
 }
 
 int main(void)
