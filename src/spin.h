@@ -12,10 +12,13 @@
  * succeeds doubles it, a wait that ends up sleeping halves it, between
  * SPIN_MIN and SPIN_MAX.  Every 16th wait of a thread spins the full
  * SPIN_MAX, so a budget that has shrunk learns when spinning pays again.
- * With one usable CPU (the affinity mask, read once per process) we never
- * spin.  The hint is only a hint: races on it cost nothing but precision.
+ * With one CPU online (read once per process) we never spin.  Not our
+ * affinity mask: a process pinned to one CPU still waits for threads
+ * that run on the others (the pinned benchmarks spun not at all).  The
+ * hint is only a hint: races on it cost nothing but precision.
  */
 #include <stdatomic.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -28,7 +31,9 @@ static inline bool mp__multi_cpu(void)
 	int n = atomic_load_explicit(&ncpu, memory_order_relaxed);
 
 	if (MP__UNLIKELY(n == 0)) {
-		n = mp_cpu_count();
+		n = (int)sysconf(_SC_NPROCESSORS_ONLN);
+		if (n < 1)
+			n = 1;
 		atomic_store_explicit(&ncpu, n, memory_order_relaxed);
 	}
 	return n > 1;
