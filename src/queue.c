@@ -80,11 +80,11 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/rseq.h>
 
 #include "fault.h"
 #include "futex.h"
 #include "internal.h"
+#include "spin.h"
 
 #define QUEUE_MAGIC 0x51554555u /* "QUEU" */
 #define QUEUE_LAYOUT 3
@@ -480,26 +480,6 @@ static inline uint64_t *hdr_at(struct queue_shared *s, uint64_t pos)
 
 /* ---- where the other side runs ---- */
 
-/* The CPU we run on, + 1 (0: unknown): one load from the rseq area glibc
- * registers for each thread (sched_getcpu reads it too, but as a call:
- * 3 ns here, a tenth of a 64-byte put). */
-static inline uint64_t cpu_here(void)
-{
-#ifdef RSEQ_SIG
-	if (MP__LIKELY(__rseq_size >= 8)) {
-		const struct rseq *rs =
-			(const struct rseq *)(void *)((char *)
-			__builtin_thread_pointer() + __rseq_offset);
-		int32_t c = (int32_t)__atomic_load_n(&rs->cpu_id,
-						     __ATOMIC_RELAXED);
-		if (c >= 0)
-			return (uint64_t)c + 1;
-	}
-#endif
-	int c = sched_getcpu();
-	return c < 0 ? 0 : (uint64_t)c + 1;
-}
-
 /* Publish where this side's holder runs (in its own lock word's line,
  * which it owns anyway). */
 static inline void note_cpu(struct side *sd, uint64_t here)
@@ -570,7 +550,7 @@ int mp_queue_put(mp_queue *q, const void *msg, size_t len, double timeout_s)
 		return -EMSGSIZE;
 	uint64_t cost = HDR + align8(len);
 	struct wait w = {timeout_s, MP__NEVER, false};
-	uint64_t here = cpu_here();
+	uint64_t here = mp__cpu_here();
 	int yields = 0;
 
 	for (;;) {
@@ -625,7 +605,7 @@ int mp_queue_put(mp_queue *q, const void *msg, size_t len, double timeout_s)
 		if (near && yields < YIELDS) {
 			yields++;
 			sched_yield();
-			here = cpu_here();
+			here = mp__cpu_here();
 			continue;
 		}
 		uint32_t ev = atomic_load_explicit(&s->space_event,
@@ -653,7 +633,7 @@ ssize_t mp_queue_get(mp_queue *q, void *buf, size_t cap, double timeout_s)
 	if (!mp__timeout_ok(timeout_s))
 		return -EINVAL;
 	struct wait w = {timeout_s, MP__NEVER, false};
-	uint64_t here = cpu_here();
+	uint64_t here = mp__cpu_here();
 	int yields = 0;
 
 	for (;;) {
@@ -711,7 +691,7 @@ ssize_t mp_queue_get(mp_queue *q, void *buf, size_t cap, double timeout_s)
 		if (near && yields < YIELDS && timeout_s != 0) {
 			yields++;
 			sched_yield();
-			here = cpu_here();
+			here = mp__cpu_here();
 			continue;
 		}
 		uint32_t ev = atomic_load_explicit(&s->data_event,
