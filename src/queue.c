@@ -505,11 +505,12 @@ static inline bool peer_here(struct side *other, uint64_t here)
  * on two CPUs bimodal (consumer behind: batches, fast; caught up: a
  * bounce per message, 2-3x slower).  So when a spinning consumer sees the
  * first record appear, it lets the producer get SLIP_BYTES (at most half
- * the ring) ahead before
- * reading, as long as the tail keeps moving (FastForward's "temporal
- * slipping"): a producer that stopped is seen at the next look, so a
- * lone message waits at most SLIP_PAUSES more pauses (~0.1 us), a stream
- * at most SLIP_ROUNDS * SLIP_PAUSES (~0.9 us here). */
+ * the ring) ahead before reading, as long as the tail keeps moving
+ * (FastForward's "temporal slipping"): a producer that stopped is seen at
+ * the next look, so a lone message waits at most SLIP_PAUSES more pauses
+ * (~0.1 us), a stream at most SLIP_ROUNDS * SLIP_PAUSES (~0.9 us here).
+ * Only a consumer that had to spin slips: one that finds records, or
+ * sleeps, never waits for more. */
 #define SLIP_BYTES 1024u
 #define SLIP_PAUSES 4
 #define SLIP_ROUNDS 8
