@@ -7,6 +7,10 @@
  * mutex, left to the scheduler and (labelled) pinned one per CPU.
  * Each contender runs interleaved with the others (bench.h): medians,
  * min and max of the runs; the ratios compare medians within this run.
+ *
+ * Usage: bench-lock [impl [scenario]]: only the contenders whose name
+ * starts with `impl` and the scenarios whose name starts with
+ * `scenario` (to count one contender's system calls with perf stat).
  */
 #include <errno.h>
 #include <linux/futex.h>
@@ -195,8 +199,28 @@ static double run_job(void *arg)
 			: uncontended(j->k, j->n);
 }
 
-int main(void)
+static const char *only_impl, *only_scen;
+
+/* Drop the contenders and scenarios the command line leaves out. */
+static bool keep(const char *scen, struct bench_contender *c, int n)
 {
+	if (only_scen && strncmp(scen, only_scen, strlen(only_scen)))
+		return false;
+	for (int i = 0; i < n; i++)
+		if (only_impl && strncmp(c[i].name, only_impl,
+					 strlen(only_impl)))
+			c[i].run = NULL;
+	return true;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc > 1 && !strcmp(argv[1], "--help")) {
+		printf("usage: %s [impl [scenario]]\n", argv[0]);
+		return 0;
+	}
+	only_impl = argc > 1 ? argv[1] : NULL;
+	only_scen = argc > 2 ? argv[2] : NULL;
 	sh = mp_shared_alloc(sizeof(*sh));
 	if (!sh)
 		return 1;
@@ -219,7 +243,8 @@ int main(void)
 	c[KINDS].name = "Python multiprocessing.Lock";
 	bench_py_contender(&c[KINDS], &py, "sync_lock.py", "%ld",
 			   bench_size(1000000));
-	bench_interleave(c, KINDS + 1, runs);
+	if (keep("uncontended", c, KINDS + 1))
+		bench_interleave(c, KINDS + 1, runs);
 	bench_rows("lock", "uncontended", c, KINDS + 1, 1e9, "ns");
 	bench_vs("uncontended", "mp_lock", &c[MP_LOCK].st, names[ROBUST],
 		 &c[ROBUST].st, BENCH_LOWER | BENCH_HEADLINE);
@@ -246,6 +271,8 @@ int main(void)
 				    .run = run_job,
 				    .arg = &jobs[i]};
 			}
+			if (!keep(scen, c, 3))
+				continue;
 			bench_interleave(c, 3, runs);
 			bench_rows("lock", scen, c, 3, 1e9, "ns");
 			bench_vs(scen, "mp_lock", &c[0].st, names[ROBUST],

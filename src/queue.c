@@ -47,6 +47,32 @@
  * overwritten), a get moves head with a single store after copying (a dead
  * consumer's message is still at head for the next one).  Waiters hold
  * nothing, so their death only costs a spurious wake-up.
+ *
+ * Waiting (issue 17: fast in the worst run).  1 -> 1 left to the scheduler
+ * is bimodal, and counting instead of timing (perf stat's context-switch
+ * and syscall tracepoints per message, bench-queue's "one CPU" and "two
+ * CPUs" scenarios) shows why:
+ *  - Both on one CPU, the ring fills and drains in turns, one
+ *    sched_yield per turn (0.05 a message at 4 KiB, 0.001 at 64 B) and
+ *    no futex call at all.  But each turn began with the waiter spinning
+ *    SPINS pauses (~6 us) for a peer that could not run: ~40% of the time
+ *    at 4 KiB.  Now each side publishes the CPU it ran on (side.cpu, in
+ *    its own line, rseq-cheap), and a waiter whose peer last ran on its
+ *    own CPU skips the spin and yields at once; one whose peer is on
+ *    another CPU spins and does not yield (that helps nobody).  One CPU,
+ *    4 KiB: 3.0-3.4 -> 3.8-5.4 M msg/s, same yields and switches.
+ *  - One per CPU, futex calls are rare (one per 300-5000 messages): a
+ *    wake-up per message is not what makes the slow runs, so wake-ups are
+ *    not batched (no latency is added to a lone message for it).  What
+ *    changes is whether the consumer is behind (it reads records from its
+ *    tail cache, in batches) or caught up (it reloads the tail for each
+ *    record, 0.16-0.51 reloads a message measured, and every record's
+ *    lines cross between the caches twice).  slip() below keeps a
+ *    spinning consumer from catching up too closely: 0.03-0.13 reloads a
+ *    message.  Its latency bound is documented there and tested
+ *    (fault_lone_message_to_spinner).
+ * The wake-up protocol (PEER, events read before raising it) is unchanged:
+ * only how long a waiter spins or yields before it.
  */
 #include <errno.h>
 #include <limits.h>
@@ -58,6 +84,7 @@
 #include "fault.h"
 #include "futex.h"
 #include "internal.h"
+#include "spin.h"
 
 #define QUEUE_MAGIC 0x51554555u /* "QUEU" */
 #define QUEUE_LAYOUT 3
@@ -79,7 +106,7 @@
 
 struct side {
 	_Atomic uint64_t word;
-	uint64_t pad;
+	_Atomic uint64_t cpu; /* 1 + the CPU of the last holder; 0 unknown */
 	_Atomic uint64_t cache; /* the other side's pos, as last read */
 	_Atomic uint64_t count; /* messages put / got */
 	char pad2[MP__CACHELINE - 32];
@@ -451,6 +478,59 @@ static inline uint64_t *hdr_at(struct queue_shared *s, uint64_t pos)
 	return (uint64_t *)(ring(s) + (pos & (s->ring_size - 1)));
 }
 
+/* ---- where the other side runs ---- */
+
+/* Publish where this side's holder runs (in its own lock word's line,
+ * which it owns anyway). */
+static inline void note_cpu(struct side *sd, uint64_t here)
+{
+	if (atomic_load_explicit(&sd->cpu, memory_order_relaxed) != here)
+		atomic_store_explicit(&sd->cpu, here, memory_order_relaxed);
+}
+
+/* Did the other side's last holder run on OUR CPU?  Then it does not run
+ * now (we do): spinning for it only burns the slice it needs, and
+ * sched_yield is what lets it run.  Otherwise it probably runs, on the
+ * other CPU: spinning pays and yielding helps nobody. */
+static inline bool peer_here(struct side *other, uint64_t here)
+{
+	return here && atomic_load_explicit(&other->cpu,
+					    memory_order_relaxed) == here;
+}
+
+/* A consumer that caught up with a streaming producer on another CPU
+ * reads each record as soon as it is written: every message then moves
+ * the tail's line and the record's lines between the two caches twice
+ * (the producer takes them back for the next record), which made 1 -> 1
+ * on two CPUs bimodal (consumer behind: batches, fast; caught up: a
+ * bounce per message, 2-3x slower).  So when a spinning consumer sees the
+ * first record appear, it lets the producer get SLIP_BYTES (at most half
+ * the ring) ahead before reading, as long as the tail keeps moving
+ * (FastForward's "temporal slipping"): a producer that stopped is seen at
+ * the next look, so a lone message waits at most SLIP_PAUSES more pauses
+ * (~0.1 us), a stream at most SLIP_ROUNDS * SLIP_PAUSES (~0.9 us here).
+ * Only a consumer that had to spin slips: one that finds records, or
+ * sleeps, never waits for more. */
+#define SLIP_BYTES 1024u
+#define SLIP_PAUSES 4
+#define SLIP_ROUNDS 8
+
+static inline void slip(struct queue_shared *s, uint64_t head, uint64_t tail)
+{
+	uint64_t ahead = s->ring_size / 2 < SLIP_BYTES ? s->ring_size / 2
+						       : SLIP_BYTES;
+
+	for (int k = 0; k < SLIP_ROUNDS && tail - head < ahead; k++) {
+		for (int p = 0; p < SLIP_PAUSES; p++)
+			__builtin_ia32_pause();
+		uint64_t t = atomic_load_explicit(&s->prod.pos,
+						  memory_order_relaxed);
+		if (t == tail)
+			return;
+		tail = t;
+	}
+}
+
 /* ---- put / get ---- */
 
 static inline bool closed(struct queue_shared *s)
@@ -471,7 +551,7 @@ int mp_queue_put(mp_queue *q, const void *msg, size_t len, double timeout_s)
 		return -EMSGSIZE;
 	uint64_t cost = HDR + align8(len);
 	struct wait w = {timeout_s, MP__NEVER, false};
-	int spins = timeout_s == 0 ? 0 : SPINS;
+	uint64_t here = mp__cpu_here();
 	int yields = 0;
 
 	for (;;) {
@@ -501,11 +581,15 @@ int mp_queue_put(mp_queue *q, const void *msg, size_t len, double timeout_s)
 				&s->prod.count, memory_order_relaxed);
 			atomic_store_explicit(&s->prod.count, n + 1,
 					      memory_order_relaxed);
+			note_cpu(&s->prod, here);
 			unlock_side(&s->prod, &s->data_event);
 			return 0;
 		}
 		unlock_side(&s->prod, &s->data_event);
-		/* Full: spin a little while the consumers drain. */
+		/* Full: spin a little while the consumers drain, unless
+		 * the consumer waits for our CPU. */
+		bool near = peer_here(&s->cons, here);
+		int spins = timeout_s == 0 || near ? 0 : SPINS;
 		for (int i = 0; i < spins; i++) {
 			__builtin_ia32_pause();
 			head = atomic_load_explicit(&s->cons.pos,
@@ -517,11 +601,12 @@ int mp_queue_put(mp_queue *q, const void *msg, size_t len, double timeout_s)
 			continue;
 		if (expired(&w))
 			return -ETIMEDOUT;
-		/* Oversubscribed, a consumer may wait for our CPU: let it
-		 * run before paying for a sleep and its wake-up. */
-		if (yields < YIELDS) {
+		/* The consumer waits for our CPU: let it run before paying
+		 * for a sleep and its wake-up. */
+		if (near && yields < YIELDS) {
 			yields++;
 			sched_yield();
+			here = mp__cpu_here();
 			continue;
 		}
 		uint32_t ev = atomic_load_explicit(&s->space_event,
@@ -549,7 +634,7 @@ ssize_t mp_queue_get(mp_queue *q, void *buf, size_t cap, double timeout_s)
 	if (!mp__timeout_ok(timeout_s))
 		return -EINVAL;
 	struct wait w = {timeout_s, MP__NEVER, false};
-	int spins = timeout_s == 0 ? 0 : SPINS;
+	uint64_t here = mp__cpu_here();
 	int yields = 0;
 
 	for (;;) {
@@ -581,23 +666,33 @@ ssize_t mp_queue_get(mp_queue *q, void *buf, size_t cap, double timeout_s)
 				&s->cons.count, memory_order_relaxed);
 			atomic_store_explicit(&s->cons.count, n + 1,
 					      memory_order_relaxed);
+			note_cpu(&s->cons, here);
 			unlock_side(&s->cons, &s->space_event);
 			return (ssize_t)len;
 		}
 		unlock_side(&s->cons, &s->space_event);
-		/* Empty: spin a little while the producers fill it. */
+		/* Empty: spin a little while the producers fill it, unless
+		 * the producer waits for our CPU. */
+		bool near = peer_here(&s->prod, here);
+		int spins = timeout_s == 0 || near ? 0 : SPINS;
+		if (spins)
+			MP__FAULT("queue.get.spin");
 		for (int i = 0; i < spins; i++) {
 			__builtin_ia32_pause();
-			if (atomic_load_explicit(&s->prod.pos,
-						 memory_order_relaxed) != head)
+			tail = atomic_load_explicit(&s->prod.pos,
+						    memory_order_relaxed);
+			if (tail != head) {
+				slip(s, head, tail);
 				break;
+			}
 		}
 		if (atomic_load_explicit(&s->prod.pos, memory_order_relaxed) !=
 		    atomic_load_explicit(&s->cons.pos, memory_order_relaxed))
 			continue;
-		if (yields < YIELDS && timeout_s != 0) {
+		if (near && yields < YIELDS && timeout_s != 0) {
 			yields++;
 			sched_yield();
+			here = mp__cpu_here();
 			continue;
 		}
 		uint32_t ev = atomic_load_explicit(&s->data_event,

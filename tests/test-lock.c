@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include "internal.h"
+#include "spin.h"
 #include "test.h"
 
 TEST(lock_bad_input)
@@ -32,6 +33,8 @@ TEST(lock_bad_input)
 struct counter {
 	mp_lock lock;
 	long value;
+	_Atomic int started;
+	int ncpu;
 };
 
 #define PROCS 4
@@ -61,6 +64,44 @@ TEST(lock_exact_count_processes)
 		ASSERT_EQ(test_wait(pids[i]), 0);
 	ASSERT_EQ(c->value, (long)PROCS * ITERS);
 	mp_shared_free(c);
+}
+
+/* Waiters that share the holder's CPU yield to it instead of spinning
+ * (it cannot run while they do): the count stays exact with every
+ * process on one CPU, and with two per CPU. */
+static int add_many_on(void *arg)
+{
+	struct counter *c = arg;
+	int cpu = (int)(atomic_fetch_add(&c->started, 1) % c->ncpu);
+	cpu_set_t one;
+
+	CPU_ZERO(&one);
+	CPU_SET(cpu, &one);
+	if (sched_setaffinity(0, sizeof(one), &one))
+		return 3;
+	return add_many(c);
+}
+
+static void count_placed(int ncpu)
+{
+	struct counter *c = mp_shared_alloc(sizeof(*c));
+	ASSERT_OK(mp_lock_init(&c->lock));
+	c->ncpu = ncpu;
+	pid_t pids[PROCS];
+	for (int i = 0; i < PROCS; i++)
+		pids[i] = test_fork(add_many_on, c);
+	for (int i = 0; i < PROCS; i++)
+		ASSERT_EQ(test_wait(pids[i]), 0);
+	ASSERT_EQ(c->value, (long)PROCS * ITERS);
+	mp_shared_free(c);
+}
+
+TEST(lock_exact_count_pinned)
+{
+	if (sysconf(_SC_NPROCESSORS_ONLN) < 2)
+		SKIP("one CPU online");
+	count_placed(1);
+	count_placed(2);
 }
 
 static void *add_many_thread(void *arg)
@@ -389,7 +430,24 @@ TEST(lock_recycled_pid_recovered)
 	mp_lock_free(l);
 }
 
-TEST_MAIN(T(lock_bad_input), T_TIMEOUT(lock_exact_count_processes, 60),
+/* A waiter pinned to one CPU still spins while the holder may run on
+ * another: spinning depends on the CPUs online, not on our affinity (the
+ * pinned contended benchmark used to sleep on every wait). */
+TEST(lock_pinned_waiter_spins)
+{
+	long online = sysconf(_SC_NPROCESSORS_ONLN);
+	cpu_set_t one;
+
+	CPU_ZERO(&one);
+	CPU_SET(0, &one);
+	ASSERT_OK(sched_setaffinity(0, sizeof(one), &one));
+	ASSERT_EQ(mp__multi_cpu(), online > 1);
+	ASSERT_CMP(mp__spin_budget(&(_Atomic uint32_t){0}), >,
+		   online > 1 ? 0 : -1);
+}
+
+TEST_MAIN(T(lock_pinned_waiter_spins),
+	  T_TIMEOUT(lock_exact_count_pinned, 60), T(lock_bad_input), T_TIMEOUT(lock_exact_count_processes, 60),
 	  T_TIMEOUT(lock_exact_count_threads, 60), T(lock_timeout),
 	  T(lock_owner_killed_while_others_wait),
 	  T(lock_try_on_dead_owner_recovers),

@@ -451,7 +451,34 @@ TEST(fault_random_sigkill)
 	ASSERT_CMP(kills_p + kills_c, >, 0);
 }
 
+/* Get `alone`, stopping where an empty queue's get starts to spin. */
+static int get_spinning(void *arg)
+{
+	(void)arg;
+	char buf[64];
+	mp__fault_arm("queue.get.spin", MP__FAULT_STOP, 1);
+	ssize_t n = mp_queue_get(g_q, buf, sizeof(buf), MP_FOREVER);
+	return n == 5 && !memcmp(buf, "alone", 5) ? 0 : 1;
+}
+
+/* The spinning consumer's slip waits for the producer to get ahead only
+ * while the tail moves: a lone message put while it spins, and nothing
+ * after it, is delivered at its next look (an unbounded slip hangs). */
+TEST(fault_lone_message_to_spinner)
+{
+	g_q = mp_queue_new(4096);
+	ASSERT_NOT_NULL(g_q);
+	pid_t g = test_fork(get_spinning, NULL);
+	wait_stopped(g);
+	ASSERT_OK(mp_queue_put(g_q, "alone", 5, 0));
+	kill(g, SIGCONT);
+	ASSERT_EQ(test_wait(g), 0);
+	ASSERT(mp_queue_empty(g_q));
+	mp_queue_free(g_q);
+}
+
 TEST_MAIN(T(fault_waiters_killed), T(fault_dead_in_put),
 	  T(fault_dead_in_get), T(fault_live_holder_after_dead_one),
 	  T(fault_recoverer_waits_out_live_holder),
-	  T(fault_stale_snapshot_cannot_free), T_TIMEOUT(fault_random_sigkill, 90))
+	  T(fault_stale_snapshot_cannot_free), T_TIMEOUT(fault_random_sigkill, 90),
+	  T(fault_lone_message_to_spinner))
