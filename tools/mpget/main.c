@@ -13,14 +13,20 @@
 
 static const char usage_text[] =
 "Usage: mpget [OPTIONS] [URL...]\n"
-"Download many files over HTTP(S) at once, with worker processes.\n"
+"Download many files over HTTP(S) and FTP(S) at once, with worker\n"
+"processes.\n"
 "\n"
 "Input:\n"
-"  URL...                   URLs to fetch (http:// and https:// only)\n"
+"  URL...                   URLs to fetch: http://, https://, ftp://, ftps://\n"
+"  -o, --output NAME        save the one URL given as NAME (a path: its\n"
+"                           directory is used as -d)\n"
 "  -i, --input-file FILE    read URLs from FILE, or from stdin with '-':\n"
 "                           one URL per line; blank lines and '#' comments\n"
 "                           are skipped; indented lines under a URL set\n"
-"                           options for it:  out=NAME  checksum=sha-256=HEX\n"
+"                           options for it:  out=NAME  checksum=TYPE=HEX\n"
+"                           (TYPE: md5, sha-1, sha-256, sha-512); several\n"
+"                           URLs on a line, TAB-separated: mirrors of one\n"
+"                           file (failover; -s spreads pieces over them)\n"
 "      --strict             stop at the first bad input line (exit 2)\n"
 "                           instead of reporting it and going on\n"
 "\n"
@@ -42,6 +48,14 @@ static const char usage_text[] =
 "      --processes N        worker processes (default: CPUs, at most -j)\n"
 "      --max-per-host N     connections to one host, in total\n"
 "      --limit-rate RATE    total download rate, e.g. 500K, 10M\n"
+"                           (a file is not split under a rate limit)\n"
+"  -s, --split N            fetch a file of at least 2 x min-split-size\n"
+"                           in N pieces over several connections, when\n"
+"                           its server takes Range (default 1: whole)\n"
+"  -x, --max-connection-per-server N  connections for one file (default:\n"
+"                           -s; -x alone sets -s to N too)\n"
+"  -k SIZE, --min-split-size SIZE  smallest piece (default 1M); -k with a\n"
+"                           size is aria2c's, -k alone is --insecure\n"
 "\n"
 "Network:\n"
 "      --retries N          retries of transient failures: connect errors,\n"
@@ -60,11 +74,26 @@ static const char usage_text[] =
 "      --location-trusted   send -H headers to redirects' hosts too\n"
 "  -A, --user-agent STRING\n"
 "  -k, --insecure           do not verify TLS certificates (warns)\n"
-"                           Proxies come from http_proxy, https_proxy,\n"
-"                           no_proxy, as in curl.\n"
+"      --cacert FILE        trust the CA certificates in FILE (PEM)\n"
+"      --capath DIR         trust the CA certificates in DIR (c_rehash)\n"
+"      --cert FILE          client certificate (PEM)\n"
+"      --key FILE           its private key (default: in --cert)\n"
+"      --proxy URL          proxy for every URL (default: the variables\n"
+"                           http_proxy, https_proxy, as in curl; '' none)\n"
+"      --noproxy LIST       hosts reached directly, comma-separated\n"
+"                           (default: no_proxy)\n"
+"  -u, --user USER:PASS     HTTP (basic, digest...) or FTP login, sent to\n"
+"                           the URL's host only, not where it redirects\n"
+"  -n, --netrc              logins from ~/.netrc, by host\n"
+"      --netrc-file FILE    logins from FILE\n"
+"      --load-cookies FILE  send the cookies of FILE (Netscape format, as\n"
+"                           curl and aria2c; a bad line: exit 2)\n"
+"      --save-cookies FILE  write every cookie at the end, FILE's and the\n"
+"                           servers', in the same format\n"
 "\n"
 "Output:\n"
-"  -q, --quiet              only errors and the summary's failures\n"
+"  -q, --quiet              nothing at all when every file succeeds;\n"
+"                           otherwise only the failures\n"
 "  -v, --verbose            also retries and a line per file\n"
 "      --progress MODE      auto (default), bar, lines or none\n"
 "      --report FILE        write per-URL results as JSON ('-': stdout)\n"
@@ -75,9 +104,18 @@ static const char usage_text[] =
 "complete: its size matches Content-Length (and Content-Range) and, when\n"
 "given, its sha-256.  A failed download leaves no file behind.\n"
 "\n"
-"Exit status: 0 all files ok (or skipped), 1 some failed or input lines\n"
-"were bad, 2 usage error, 130 interrupted (Ctrl-C: .part files are kept\n"
-"for -c).\n";
+"Exit status (when several files fail, the first failed file in list\n"
+"order decides; bad input lines come before every file):\n"
+"    0  every file ok (or skipped)\n"
+"    1  a file failed otherwise (HTTP 403, 5xx after retries, ...)\n"
+"    2  bad command line or bad input list\n"
+"    3  a file was not found (HTTP 404 or 410)\n"
+"    4  network or TLS error (connect, DNS, reset, timeout, certificate,\n"
+"       proxy)\n"
+"    5  checksum mismatch\n"
+"    6  local write error (disk full, permission)\n"
+"  130  interrupted (Ctrl-C; 143 for SIGTERM): .part files are kept\n"
+"       for -c\n";
 
 enum {
 	OPT_PROCESSES = 256,
@@ -98,6 +136,16 @@ enum {
 	OPT_REPORT,
 	OPT_STRICT,
 	OPT_PROGRESS,
+	OPT_CACERT,
+	OPT_CAPATH,
+	OPT_CERT,
+	OPT_KEY,
+	OPT_PROXY,
+	OPT_NOPROXY,
+	OPT_MIN_SPLIT,
+	OPT_LOAD_COOKIES,
+	OPT_SAVE_COOKIES,
+	OPT_NETRC_FILE,
 };
 
 static const struct option longopts[] = {
@@ -123,6 +171,21 @@ static const struct option longopts[] = {
 	{"header", required_argument, NULL, 'H'},
 	{"user-agent", required_argument, NULL, 'A'},
 	{"insecure", no_argument, NULL, 'k'},
+	{"cacert", required_argument, NULL, OPT_CACERT},
+	{"capath", required_argument, NULL, OPT_CAPATH},
+	{"cert", required_argument, NULL, OPT_CERT},
+	{"key", required_argument, NULL, OPT_KEY},
+	{"proxy", required_argument, NULL, OPT_PROXY},
+	{"noproxy", required_argument, NULL, OPT_NOPROXY},
+	{"output", required_argument, NULL, 'o'},
+	{"split", required_argument, NULL, 's'},
+	{"max-connection-per-server", required_argument, NULL, 'x'},
+	{"min-split-size", required_argument, NULL, OPT_MIN_SPLIT},
+	{"load-cookies", required_argument, NULL, OPT_LOAD_COOKIES},
+	{"save-cookies", required_argument, NULL, OPT_SAVE_COOKIES},
+	{"user", required_argument, NULL, 'u'},
+	{"netrc", no_argument, NULL, 'n'},
+	{"netrc-file", required_argument, NULL, OPT_NETRC_FILE},
 	{"quiet", no_argument, NULL, 'q'},
 	{"verbose", no_argument, NULL, 'v'},
 	{"progress", required_argument, NULL, OPT_PROGRESS},
@@ -217,6 +280,47 @@ static int usage_error(void)
 	return EXIT_USAGE;
 }
 
+/*
+ * -o NAME: the one URL's name.  With a '/', as in curl, the directory
+ * part is where it goes (under -d when relative), so the name itself is
+ * still a plain file name and mpget still writes nowhere else.
+ */
+static int set_output(struct opts *o, struct joblist *jl, char **outdir)
+{
+	const char *slash = strrchr(o->output, '/');
+	const char *name = slash ? slash + 1 : o->output;
+
+	if (jl->n != 1) {
+		errorf("-o names one file, but there are %zu URLs", jl->n);
+		return usage_error();
+	}
+	if (!name_is_safe(name)) {
+		errorf("-o %s: not a usable file name", o->output);
+		return usage_error();
+	}
+	if (slash) {
+		int dlen = slash == o->output ? 1 : (int)(slash - o->output);
+		int n = o->output[0] == '/' || !strcmp(o->dir, ".")
+				? asprintf(outdir, "%.*s", dlen, o->output)
+				: asprintf(outdir, "%s/%.*s", o->dir, dlen,
+					   o->output);
+
+		if (n < 0) {
+			*outdir = NULL;
+			errorf("out of memory");
+			return EXIT_SOME_FAILED;
+		}
+		o->dir = *outdir;
+	}
+	free(jl->v[0].name);
+	jl->v[0].name = strdup(name);
+	if (!jl->v[0].name) {
+		errorf("out of memory");
+		return EXIT_SOME_FAILED;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct opts o = {
@@ -233,10 +337,11 @@ int main(int argc, char **argv)
 	struct joblist jl = {0};
 	const char *inputs[64];
 	int ninputs = 0;
+	char *outdir = NULL;
 	int c, v, ret;
 
-	while ((c = getopt_long(argc, argv, "i:d:j:cH:A:kqvhV", longopts,
-				NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "i:d:j:cH:A:kqvhVo:s:x:u:n",
+				longopts, NULL)) != -1) {
 		int bad = 0;
 
 		switch (c) {
@@ -335,7 +440,73 @@ int main(int argc, char **argv)
 			o.user_agent = optarg;
 			break;
 		case 'k':
+			/* aria2c's -k SIZE (min-split-size) or curl's -k
+			 * (--insecure): a size next is aria2c's.  URLs are
+			 * never sizes, so nothing is taken by mistake. */
+			if (optind < argc && argv[optind][0] != '-' &&
+			    parse_size(argv[optind], &o.min_split) == 0) {
+				if (o.min_split < 1) {
+					errorf("-k wants a size of at least 1");
+					bad = -1;
+				}
+				optind++;
+				break;
+			}
 			o.insecure = true;
+			break;
+		case OPT_MIN_SPLIT:
+			bad = parse_size(optarg, &o.min_split) ||
+			      o.min_split < 1;
+			if (bad)
+				errorf("--min-split-size wants a size, not "
+				       "'%s'", optarg);
+			break;
+		case OPT_LOAD_COOKIES:
+			o.load_cookies = optarg;
+			break;
+		case OPT_SAVE_COOKIES:
+			o.save_cookies = optarg;
+			break;
+		case 'u':
+			if (!strchr(optarg, ':')) {
+				errorf("--user wants USER:PASSWORD");
+				bad = -1;
+			}
+			o.user = optarg;
+			break;
+		case 'n':
+			o.netrc = true;
+			break;
+		case OPT_NETRC_FILE:
+			o.netrc = true;
+			o.netrc_file = optarg;
+			break;
+		case 's':
+			bad = parse_int(optarg, "-s", 1, 10000, &o.split);
+			break;
+		case 'x':
+			bad = parse_int(optarg, "-x", 1, 10000, &o.conns);
+			break;
+		case OPT_CACERT:
+			o.cacert = optarg;
+			break;
+		case OPT_CAPATH:
+			o.capath = optarg;
+			break;
+		case OPT_CERT:
+			o.cert = optarg;
+			break;
+		case OPT_KEY:
+			o.key = optarg;
+			break;
+		case OPT_PROXY:
+			o.proxy = optarg;
+			break;
+		case OPT_NOPROXY:
+			o.noproxy = optarg;
+			break;
+		case 'o':
+			o.output = optarg;
 			break;
 		case 'q':
 			o.verbosity = 0;
@@ -380,6 +551,10 @@ int main(int argc, char **argv)
 			return usage_error();
 	}
 	msg_verbosity = o.verbosity;
+	if (o.conns > 0 && o.split == 0)
+		o.split = o.conns; /* -x alone: use the connections */
+	if (o.split == 0)
+		o.split = 1;
 	if (o.no_clobber && o.overwrite) {
 		errorf("--no-clobber and --overwrite contradict each other");
 		return usage_error();
@@ -388,6 +563,8 @@ int main(int argc, char **argv)
 		errorf("no URLs (give them as arguments or with -i FILE)");
 		return usage_error();
 	}
+	if (o.load_cookies && cookies_check(o.load_cookies) < 0)
+		return EXIT_USAGE; /* a bad list: of cookies */
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		errorf("libcurl failed to initialize");
 		return EXIT_SOME_FAILED;
@@ -409,9 +586,11 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	if (ret) {
-		ret = o.strict && jl.bad_lines ? EXIT_USAGE : EXIT_SOME_FAILED;
+		ret = EXIT_USAGE; /* a bad list, or one not read */
 		goto out;
 	}
+	if (o.output && (ret = set_output(&o, &jl, &outdir)) != 0)
+		goto out;
 	if (o.processes == 0)
 		o.processes = mp_cpu_count();
 	if (o.processes > o.jobs)
@@ -423,6 +602,7 @@ int main(int argc, char **argv)
 		o.processes = o.max_per_host;
 	ret = run(&o, &jl);
 out:
+	free(outdir);
 	joblist_free(&jl);
 	curl_slist_free_all(o.headers);
 	curl_global_cleanup();

@@ -8,9 +8,10 @@
  * file name (names.c) and starts a fixed set of worker processes
  * (worker.c).  Jobs go to the workers through one mp_queue, results come
  * back through another; each worker drives many transfers at once with one
- * libcurl multi handle (fetch.c).  Byte counters live in shared memory that
- * the parent renders (progress.c); the summary and the JSON report are
- * report.c.  Every message to the user goes through msg.c.
+ * libcurl multi handle (fetch.c and the files fetch.h lists).  Byte
+ * counters live in shared memory that the parent renders (progress.c);
+ * the summary and the JSON report are report.c.  Every message to the
+ * user goes through msg.c.
  */
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -22,14 +23,28 @@
 
 #define MPGET_VERSION MP_VERSION_STRING
 
-/* Exit codes (documented in --help and mpget(1)). */
+/*
+ * Exit codes (documented in --help and mpget(1)).  A failed file carries
+ * the code of its class; when several fail, the first in the list decides
+ * (list order, not time order: the same run gives the same code however
+ * the transfers interleave).  Bad input lines come before every file.
+ */
 #define EXIT_OK 0
-#define EXIT_SOME_FAILED 1
-#define EXIT_USAGE 2
+#define EXIT_SOME_FAILED 1  /* any other failure (HTTP 403, 5xx, ...) */
+#define EXIT_USAGE 2        /* bad command line or list */
+#define EXIT_NOT_FOUND 3    /* HTTP 404 or 410, FTP file not found */
+#define EXIT_NETWORK 4      /* connect, DNS, reset, timeout, TLS, proxy */
+#define EXIT_CHECKSUM 5     /* checksum= mismatch */
+#define EXIT_WRITE 6        /* local write: disk full, permission */
 #define EXIT_INTERRUPTED 130
 
+/* checksum= types. */
+enum { SUM_NONE, SUM_MD5, SUM_SHA1, SUM_SHA256, SUM_SHA512 };
+#define SUM_MAX 64 /* bytes of the longest digest, sha-512 */
+
 #define MAX_WORKERS 64
-#define MAX_URL_LEN 16384
+#define MAX_URL_LEN 16384 /* a list line: a URL and its mirrors */
+#define MAX_MIRRORS 16
 #define MAX_NAME_LEN 200 /* leaves room for ".part" and a number */
 
 struct opts {
@@ -37,11 +52,26 @@ struct opts {
 	int jobs;          /* concurrent transfers in all */
 	int processes;     /* worker processes */
 	int max_per_host;  /* 0: no limit beyond jobs */
+	int split;         /* -s: pieces per file, 1: no splitting */
+	int conns;         /* -x: connections per file */
+	int64_t min_split; /* -k SIZE: the smallest piece */
 	bool cont;
 	bool no_clobber;
 	bool overwrite;
 	bool content_disposition;
 	bool insecure;
+	const char *cacert;     /* --cacert FILE */
+	const char *capath;     /* --capath DIR */
+	const char *cert;       /* --cert FILE: client certificate */
+	const char *key;        /* --key FILE */
+	const char *proxy;      /* --proxy URL, NULL: the environment's */
+	const char *noproxy;    /* --noproxy LIST */
+	const char *output;     /* -o NAME, one URL only */
+	const char *load_cookies; /* Netscape cookie file, read */
+	const char *save_cookies; /* written at the end */
+	const char *user;       /* --user USER:PASS */
+	bool netrc;             /* --netrc, or --netrc-file given */
+	const char *netrc_file;
 	bool strict;
 	bool location_trusted;  /* -H headers also to redirects' hosts */
 	bool no_fsync;          /* --no-fsync: no fdatasync before rename */
@@ -73,13 +103,15 @@ enum status {
 /* One URL to fetch, as the parent keeps it. */
 struct job {
 	char *url;
+	char *mirrors;    /* more URLs of the same file, TAB-separated */
 	char *name;       /* file name inside DIR, safe (names.c) */
-	bool has_sum;
-	uint8_t sum[32];  /* expected sha-256 */
+	uint8_t sum_type; /* SUM_* */
+	uint8_t sum[SUM_MAX]; /* the expected digest */
 	int line;         /* input line, 0 for a command-line argument */
 	/* outcome */
 	enum status status;
 	int http;
+	int exit;         /* EXIT_* of a failure */
 	int attempts;
 	int lost;         /* times a worker died holding it */
 	uint64_t bytes;
@@ -101,17 +133,18 @@ struct joblist {
  */
 struct job_msg {
 	uint32_t index;
-	uint8_t has_sum;
-	uint8_t sum[32];
+	uint8_t sum_type;
+	uint8_t sum[SUM_MAX];
 	char text[];
 };
 
-enum { RES_DONE, RES_RETRY };
+enum { RES_DONE, RES_RETRY, RES_WARN };
 
 struct result_msg {
 	uint32_t index;
 	uint8_t kind;     /* RES_* */
 	uint8_t status;   /* enum status, for RES_DONE */
+	uint8_t exit;     /* EXIT_* of a failure */
 	uint16_t attempts;
 	int32_t http;
 	uint64_t bytes;
@@ -126,11 +159,19 @@ struct result_msg {
  * parent.  Each worker owns one cache line of counters, so the hot path
  * is a relaxed store nobody else writes.
  */
+#define TOP_FILES 3
+struct top_file {
+	_Atomic uint32_t index;     /* NO_JOB: none */
+	_Atomic uint64_t have;      /* bytes of it on disk, resumed too */
+	_Atomic uint64_t size;
+};
 struct worker_stat {
 	_Atomic uint64_t bytes;     /* body bytes received */
 	_Atomic uint64_t expected;  /* announced sizes of started transfers */
 	_Atomic uint32_t active;    /* transfers under way */
-	char pad[64 - 2 * sizeof(uint64_t) - sizeof(uint32_t)];
+	/* Its biggest transfers under way, for the per-file lines: read
+	 * while written, and a torn entry only shows for one redraw. */
+	struct top_file top[TOP_FILES];
 } __attribute__((aligned(64)));
 
 /* rate.c: --limit-rate, shared by every worker (the algorithm is there). */
@@ -192,15 +233,23 @@ void verbosef(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Plain text to stderr, for the progress line and the summary. */
 void outf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* A live line is on screen: messages erase it first. */
-void msg_set_live(bool live);
+void msg_set_live(int lines);
+int msg_live(void);
 void msg_flush(void);
 const char *human_bytes(double bytes, char *buf, size_t size);
 const char *human_secs(double secs, char *buf, size_t size);
+/* An ETA: always [h:]mm:ss, "--:--" when unknown. */
+const char *human_eta(double secs, char *buf, size_t size);
+/* "1 file", "2 files". */
+const char *plural(size_t n, const char *word);
 
 /* urllist.c */
 int urllist_add_url(struct joblist *jl, const char *url, const char *src,
 		    int line);
 int urllist_read(struct joblist *jl, const char *path, bool strict);
+/* The checksum type's name ("sha-256") and digest length. */
+const char *sum_name(int type);
+size_t sum_len(int type);
 void joblist_free(struct joblist *jl);
 bool url_is_acceptable(const char *url, const char **why);
 
@@ -211,6 +260,13 @@ bool name_is_safe(const char *name);
 int name_numbered(const char *name, unsigned k, char *buf, size_t size);
 char *name_from_disposition(const char *value, size_t len);
 int names_assign(struct joblist *jl);
+
+/* cookies.c: Netscape cookie files (curl's and aria2c's format). */
+/* Check FILE; each bad line is reported as FILE:LINE.  0 or -1. */
+int cookies_check(const char *path);
+/* Worker w's cookie jar, merged into the --save-cookies file at the end. */
+int cookies_jar_name(const char *save, int w, char *buf, size_t size);
+int cookies_merge(const char *save, int workers);
 
 /* fetch.c: one engine per worker process. */
 struct engine;
@@ -229,6 +285,8 @@ int engine_run(struct engine *e, int timeout_ms);
 /* Stop every transfer, keep their .part files, report them. */
 void engine_interrupt(struct engine *e);
 void engine_free(struct engine *e);
+/* --save-cookies: write the worker's cookies to its jar. */
+void engine_save_cookies(struct engine *e, const char *jar);
 
 /* worker.c */
 struct worker_ctx {
@@ -257,19 +315,25 @@ int worker_main(void *arg);
 /* progress.c */
 struct progress;
 struct progress *progress_new(const struct opts *o, struct shared *sh,
-			      int workers, size_t total);
+			      const struct joblist *jl, int workers,
+			      size_t total);
 void progress_job_done(struct progress *p, const struct job *j);
 void progress_tick(struct progress *p, bool force);
 void progress_end(struct progress *p);
+/* Body bytes received in this run (resumed ones are not). */
+uint64_t progress_received(const struct progress *p);
 double progress_elapsed(const struct progress *p);
 void progress_free(struct progress *p);
 
 /* report.c */
-void report_summary(const struct joblist *jl, double secs, bool interrupted);
+/* received: body bytes downloaded in this run (resumed ones are not). */
+void report_summary(const struct joblist *jl, double secs, bool interrupted,
+		    uint64_t received);
 int report_json(const char *path, const struct joblist *jl, double secs);
 
 /* run.c */
 int run(const struct opts *o, struct joblist *jl);
+int run_exit(const struct joblist *jl);
 /* Job jl->v[index] as a job message in buf; 0 when it does not fit. */
 size_t job_msg_build(const struct job *j, uint32_t index, char *buf,
 		     size_t cap);

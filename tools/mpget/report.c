@@ -25,19 +25,15 @@ static const char *status_name(enum status s)
 	}
 }
 
-void report_summary(const struct joblist *jl, double secs, bool interrupted)
+void report_summary(const struct joblist *jl, double secs, bool interrupted,
+		    uint64_t received)
 {
 	size_t n[ST_INTERRUPTED + 1] = {0};
-	uint64_t bytes = 0;
 	char b[32], r[32], t[32];
 	size_t shown = 0;
 
-	for (size_t i = 0; i < jl->n; i++) {
+	for (size_t i = 0; i < jl->n; i++)
 		n[jl->v[i].status]++;
-		if (jl->v[i].status == ST_OK ||
-		    jl->v[i].status == ST_INTERRUPTED)
-			bytes += jl->v[i].bytes;
-	}
 	for (size_t i = 0; i < jl->n; i++) {
 		const struct job *j = &jl->v[i];
 
@@ -52,14 +48,22 @@ void report_summary(const struct joblist *jl, double secs, bool interrupted)
 		}
 		outf("  %s: %s\n", j->url, j->error ? j->error : "?");
 	}
-	outf("%s%zu ok, %zu failed, %zu skipped", interrupted ?
-	     "interrupted: " : "", n[ST_OK], n[ST_FAILED], n[ST_SKIPPED]);
+	/* -q: the failures above, and nothing when there are none. */
+	if (msg_verbosity < 1) {
+		msg_flush();
+		return;
+	}
+	/* The bytes are those downloaded now: a resumed file's earlier
+	 * bytes are not counted again, nor a skipped file's. */
+	outf("%s%s: %zu ok, %zu failed, %zu skipped", interrupted ?
+	     "interrupted: " : "", plural(jl->n, "file"), n[ST_OK],
+	     n[ST_FAILED], n[ST_SKIPPED]);
 	if (n[ST_INTERRUPTED] + n[ST_PENDING])
 		outf(", %zu not finished", n[ST_INTERRUPTED] + n[ST_PENDING]);
-	outf("; %s in %s (%s/s, %.0f files/s)\n",
-	     human_bytes((double)bytes, b, sizeof(b)),
+	outf("; %s downloaded in %s (%s/s, %.0f files/s)\n",
+	     human_bytes((double)received, b, sizeof(b)),
 	     human_secs(secs, t, sizeof(t)),
-	     human_bytes(secs > 0 ? (double)bytes / secs : 0, r, sizeof(r)),
+	     human_bytes(secs > 0 ? (double)received / secs : 0, r, sizeof(r)),
 	     secs > 0 ? (double)n[ST_OK] / secs : 0);
 	if (jl->bad_lines)
 		outf("%d bad input line%s skipped\n", jl->bad_lines,

@@ -65,16 +65,23 @@ size_t job_msg_build(const struct job *j, uint32_t index, char *buf,
 {
 	struct job_msg *m = (struct job_msg *)buf;
 	size_t a = strlen(j->url);
+	size_t am = j->mirrors ? strlen(j->mirrors) + 1 : 0;
 	size_t b = strlen(j->name);
-	size_t len = sizeof(*m) + a + b + 2;
+	size_t len = sizeof(*m) + a + am + b + 2;
 
 	if (len > cap)
 		return 0;
 	m->index = index;
-	m->has_sum = j->has_sum;
+	m->sum_type = j->sum_type;
 	memcpy(m->sum, j->sum, sizeof(m->sum));
-	memcpy(m->text, j->url, a + 1);
-	memcpy(m->text + a + 1, j->name, b + 1);
+	/* The URL, then its mirrors after TABs: one string. */
+	memcpy(m->text, j->url, a);
+	if (am) {
+		m->text[a] = '\t';
+		memcpy(m->text + a + 1, j->mirrors, am - 1);
+	}
+	m->text[a + am] = '\0';
+	memcpy(m->text + a + am + 1, j->name, b + 1);
 	return len;
 }
 
@@ -162,6 +169,10 @@ static void take_result(const struct opts *o, struct joblist *jl,
 	final = m->text;
 	error = final + strlen(final) + 1;
 	j = &jl->v[m->index];
+	if (m->kind == RES_WARN) {
+		warnf("%s: %s", j->url, error);
+		return;
+	}
 	if (m->kind == RES_RETRY) {
 		verbosef("retry %d of %d in %.1fs: %s: %s", m->attempts,
 			 o->retries, m->secs, j->url, error);
@@ -175,6 +186,7 @@ static void take_result(const struct opts *o, struct joblist *jl,
 		return;
 	j->status = (enum status)m->status;
 	j->http = m->http;
+	j->exit = m->exit;
 	j->bytes = m->bytes;
 	j->attempts = m->attempts;
 	j->secs = m->secs;
@@ -228,6 +240,19 @@ struct crew {
 	uint32_t serials;            /* workers started so far */
 	int idle_respawns;           /* replacements that had no job to redo */
 };
+
+/* The exit code of a finished run: the class of the first failure in
+ * list order (mpget.h), bad input lines first of all. */
+int run_exit(const struct joblist *jl)
+{
+	if (jl->bad_lines)
+		return EXIT_USAGE;
+	for (size_t i = 0; i < jl->n; i++)
+		if (jl->v[i].status == ST_FAILED)
+			return jl->v[i].exit ? jl->v[i].exit
+					     : EXIT_SOME_FAILED;
+	return EXIT_OK;
+}
 
 static int crew_start(struct crew *c, int i)
 {
@@ -467,6 +492,7 @@ int run(const struct opts *o, struct joblist *jl)
 	slots = (o->jobs + nworkers - 1) / nworkers;
 	for (size_t i = 0; i < jl->n; i++)
 		qbytes += sizeof(struct job_msg) + strlen(jl->v[i].url) +
+			  (jl->v[i].mirrors ? strlen(jl->v[i].mirrors) : 0) +
 			  strlen(jl->v[i].name) + 2 + MSG_OVERHEAD;
 	if (qbytes < 65536)
 		qbytes = 65536;
@@ -509,9 +535,9 @@ int run(const struct opts *o, struct joblist *jl)
 		}
 		c->n = i + 1;
 	}
-	verbosef("%zu files, %d worker processes, %d transfers each", todo,
-		 c->n, slots);
-	pg = progress_new(o, sh, c->n, todo);
+	verbosef("%s, %d worker processes, %d transfers each",
+		 plural(todo, "file"), c->n, slots);
+	pg = progress_new(o, sh, jl, c->n, todo);
 	if (!pg)
 		goto out;
 
@@ -579,6 +605,8 @@ int run(const struct opts *o, struct joblist *jl)
 		mp_process_join(c->proc[i], MP_FOREVER);
 	}
 	progress_end(pg);
+	if (o->save_cookies)
+		cookies_merge(o->save_cookies, c->n);
 	for (size_t i = 0; i < jl->n; i++) {
 		struct job *j = &jl->v[i];
 
@@ -587,15 +615,13 @@ int run(const struct opts *o, struct joblist *jl)
 				 NULL, NULL);
 	}
 done:
-	report_summary(jl, now_mono() - t0, stopping);
-	ret = EXIT_OK;
-	if (o->report && report_json(o->report, jl, now_mono() - t0) < 0)
-		ret = EXIT_SOME_FAILED;
-	for (size_t i = 0; i < jl->n; i++)
-		if (jl->v[i].status == ST_FAILED)
-			ret = EXIT_SOME_FAILED;
-	if (jl->bad_lines)
-		ret = EXIT_SOME_FAILED;
+	report_summary(jl, now_mono() - t0, stopping, progress_received(pg));
+	ret = run_exit(jl);
+	if (ret == EXIT_OK && o->report &&
+	    report_json(o->report, jl, now_mono() - t0) < 0)
+		ret = EXIT_WRITE;
+	else if (ret != EXIT_OK && o->report)
+		report_json(o->report, jl, now_mono() - t0);
 	if (stopping)
 		ret = last_signal == SIGTERM ? 128 + SIGTERM : EXIT_INTERRUPTED;
 out:

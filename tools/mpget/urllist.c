@@ -1,11 +1,12 @@
 /*
  * The URL list: command-line arguments and -i files (or "-" for stdin).
  *
- * One URL per line; blank lines and lines starting with '#' are skipped.
- * Indented lines under a URL carry options for it, as aria2's input files
- * do: "out=NAME" and "checksum=sha-256=HEX".  A line that cannot be used
- * is reported with its file and line number and skipped; the caller
- * decides (--strict) whether that stops the run.
+ * One URL per line, or several separated by TABs: mirrors of one file.
+ * Blank lines and lines starting with '#' are skipped.  Indented lines
+ * under a URL carry options for it, as aria2's input files do: "out=NAME"
+ * and "checksum=TYPE=HEX" (md5, sha-1, sha-256, sha-512).  A line that
+ * cannot be used is reported with its file and line number and skipped;
+ * the caller decides (--strict) whether that stops the run.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -15,8 +16,8 @@
 
 #include "mpget.h"
 
-/* Only http and https, no whitespace or control characters, and a host.
- * libcurl's URL parser has the last word. */
+/* Only http, https, ftp and ftps, no whitespace or control characters,
+ * and a host.  libcurl's URL parser has the last word. */
 bool url_is_acceptable(const char *url, const char **why)
 {
 	CURLU *u;
@@ -24,8 +25,9 @@ bool url_is_acceptable(const char *url, const char **why)
 	char *host = NULL;
 	bool ok;
 
-	if (strncasecmp(url, "http://", 7) && strncasecmp(url, "https://", 8)) {
-		*why = "not an http:// or https:// URL";
+	if (strncasecmp(url, "http://", 7) && strncasecmp(url, "https://", 8) &&
+	    strncasecmp(url, "ftp://", 6) && strncasecmp(url, "ftps://", 7)) {
+		*why = "not an http://, https://, ftp:// or ftps:// URL";
 		return false;
 	}
 	if (strlen(url) >= MAX_URL_LEN) {
@@ -93,11 +95,85 @@ int urllist_add_url(struct joblist *jl, const char *url, const char *src,
 	return push(jl, url, line);
 }
 
-static int parse_hex32(const char *s, uint8_t out[32])
+/* The rest of a line after its first URL and a TAB: more URLs of the
+ * same file (aria2's input files).  A bad one makes the line bad. */
+static int add_mirrors(struct joblist *jl, const char *rest,
+		       const char *src, int line)
 {
-	if (strlen(s) != 64)
+	struct job *j = &jl->v[jl->n - 1];
+	char *copy = strdup(rest), *save = NULL, *u;
+	size_t len = strlen(j->url), n = 1;
+	const char *why = NULL;
+
+	if (!copy)
+		return -ENOMEM;
+	free(j->mirrors);
+	j->mirrors = malloc(strlen(rest) + 1);
+	if (!j->mirrors) {
+		free(copy);
+		return -ENOMEM;
+	}
+	j->mirrors[0] = '\0';
+	for (u = strtok_r(copy, "\t", &save); u;
+	     u = strtok_r(NULL, "\t", &save)) {
+		if (!*u)
+			continue;
+		len += strlen(u) + 1;
+		if (++n > MAX_MIRRORS)
+			why = "too many mirrors on one line (at most 16 URLs)";
+		else if (len >= MAX_URL_LEN)
+			why = "line too long";
+		else
+			url_is_acceptable(u, &why);
+		if (why) {
+			errorf("%s:%d: %s: %s", src, line, why, u);
+			break;
+		}
+		if (j->mirrors[0])
+			strcat(j->mirrors, "\t");
+		strcat(j->mirrors, u);
+	}
+	free(copy);
+	if (why) {
+		/* The whole line goes: its URL too. */
+		free(j->url);
+		free(j->mirrors);
+		jl->n--;
+		jl->bad_lines++;
+		return -EINVAL;
+	}
+	if (!j->mirrors[0]) {
+		free(j->mirrors);
+		j->mirrors = NULL;
+	}
+	return 0;
+}
+
+static const struct {
+	const char *name, *alias;
+	size_t len;
+} sums[] = {
+	[SUM_MD5] = {"md5", "md5", 16},
+	[SUM_SHA1] = {"sha-1", "sha1", 20},
+	[SUM_SHA256] = {"sha-256", "sha256", 32},
+	[SUM_SHA512] = {"sha-512", "sha512", 64},
+};
+
+const char *sum_name(int type)
+{
+	return type > SUM_NONE && type <= SUM_SHA512 ? sums[type].name : "";
+}
+
+size_t sum_len(int type)
+{
+	return type > SUM_NONE && type <= SUM_SHA512 ? sums[type].len : 0;
+}
+
+static int parse_hex(const char *s, uint8_t *out, size_t len)
+{
+	if (strlen(s) != 2 * len)
 		return -1;
-	for (int i = 0; i < 32; i++) {
+	for (size_t i = 0; i < len; i++) {
 		unsigned v;
 
 		if (sscanf(s + 2 * i, "%2x", &v) != 1 ||
@@ -133,12 +209,22 @@ static const char *apply_option(struct job *j, char *opt)
 		if (!hex)
 			return "checksum= wants TYPE=HEX";
 		*hex++ = '\0';
-		if (strcasecmp(val, "sha-256") && strcasecmp(val, "sha256"))
-			return "only sha-256 checksums are supported";
-		if (parse_hex32(hex, j->sum))
-			return "sha-256 wants 64 hex digits";
-		j->has_sum = true;
-		return NULL;
+		for (int t = SUM_MD5; t <= SUM_SHA512; t++) {
+			if (strcasecmp(val, sums[t].name) &&
+			    strcasecmp(val, sums[t].alias))
+				continue;
+			if (parse_hex(hex, j->sum, sums[t].len)) {
+				static char why[64]; /* one thread */
+
+				snprintf(why, sizeof(why),
+					 "%s wants %zu hex digits",
+					 sums[t].name, 2 * sums[t].len);
+				return why;
+			}
+			j->sum_type = (uint8_t)t;
+			return NULL;
+		}
+		return "checksum types: md5, sha-1, sha-256, sha-512";
 	}
 	return "unknown option (known: out=, checksum=)";
 }
@@ -172,7 +258,14 @@ int urllist_read(struct joblist *jl, const char *path, bool strict)
 		if (*s == '\0' || *s == '#')
 			continue;
 		if (!indented) {
-			int r = urllist_add_url(jl, s, src, lineno);
+			char *tab = strchr(s, '\t');
+			int r;
+
+			if (tab)
+				*tab++ = '\0';
+			r = urllist_add_url(jl, s, src, lineno);
+			if (r == 0 && tab)
+				r = add_mirrors(jl, tab, src, lineno);
 
 			owner_ok = r == 0;
 			if (r == -ENOMEM) {
@@ -222,6 +315,7 @@ void joblist_free(struct joblist *jl)
 {
 	for (size_t i = 0; i < jl->n; i++) {
 		free(jl->v[i].url);
+		free(jl->v[i].mirrors);
 		free(jl->v[i].name);
 		free(jl->v[i].final);
 		free(jl->v[i].error);

@@ -163,6 +163,13 @@ int worker_main(void *arg)
 	}
 	if (stopping(w))
 		engine_interrupt(e);
+	if (o.save_cookies) {
+		char jar[4096];
+
+		if (cookies_jar_name(o.save_cookies, w->index, jar,
+				     sizeof(jar)) == 0)
+			engine_save_cookies(e, jar);
+	}
 	engine_free(e);
 	/* Stopped by a signal that was not the parent's stop: say so, so
 	 * that the parent replaces us and redoes what we held. */

@@ -43,6 +43,17 @@ Hostile resources, for the promises about files on disk:
                          close (a short close-delimited body)
   /cd/...?fn=NAME        (above) also serves bad names: ../x, NAME.part,
                          another job's name
+
+For segmented downloads (all send ETag and Accept-Ranges: bytes; a
+request without Range gets the whole body with a 200):
+  /seg/ID/SIZE?mode=M    M=ok: honours "Range: bytes=A-B";
+                         M=liar: ignores Range (a 200 of the whole body);
+                         M=skew: the first ranged request gets a 206 that
+                         starts 1000 bytes later than asked (with the
+                         bytes of that offset), later ones are right;
+                         M=flip: the first request without Range says
+                         ETag "v1", every later response is version 2
+                         (ETag "v2", body(ID:v2)): the file changed
 """
 
 import hashlib
@@ -276,6 +287,25 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return
         self.send_body(data, 200, hdrs)
 
+    def do_seg(self, st, p, q):
+        ident, size = p[0], int(p[1])
+        mode = q.get("mode", ["ok"])[0]
+        rng = self.headers.get("Range")
+        version = 1
+        if mode == "flip" and (rng or st.hit("seg-flip/" + ident) > 1):
+            version = 2
+        data = body(ident if version == 1 else ident + ":v2", size)
+        hdrs = [("ETag", '"v%d"' % version), ("Accept-Ranges", "bytes")]
+        if not rng or mode == "liar":
+            self.send_body(data, 200, hdrs)
+            return
+        a, b = rng[len("bytes="):].split("-")
+        a, b = int(a), int(b) if b else size - 1
+        if mode == "skew" and st.hit("seg-skew/" + ident) == 1:
+            a = min(a + 1000, b)
+        self.send_body(data[a:b + 1], 206, hdrs + [
+            ("Content-Range", "bytes %d-%d/%d" % (a, b, size))])
+
     def do_badrange(self, st, p, q):
         data = body(p[0], int(p[1]))
         self.send_body(data, 206, [("Content-Range", "bytes 0-%d/%d" %
@@ -329,6 +359,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
 class Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128
+
+    def handle_error(self, request, client_address):
+        """A client that goes away (mpget stopping a piece) is normal."""
 
 
 def start():

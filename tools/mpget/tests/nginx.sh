@@ -4,6 +4,10 @@
 #   nginx.sh start ROOT STATEDIR [WORKERS]   serve ROOT; prints the port
 #   nginx.sh stop STATEDIR
 #
+# Tests add to the config with two files they write: MPGET_NGINX_HTTP is
+# included in the http block (more servers: TLS, client certificates),
+# MPGET_NGINX_SERVER in the main server (more locations: rate limits,
+# auth, cookies).
 # Everything nginx writes (config, pid, logs, temp dirs) is under
 # STATEDIR; it listens on a free port of 127.0.0.1 only.
 set -euo pipefail
@@ -18,7 +22,7 @@ print(s.getsockname()[1])'
 }
 
 start() {
-	local root state workers port user_line=""
+	local root state workers port user_line="" http_inc="" server_inc=""
 	root=$(cd "$1" && pwd)
 	mkdir -p "$2"
 	state=$(cd "$2" && pwd)
@@ -26,6 +30,9 @@ start() {
 	mkdir -p "$state/tmp"
 	# Root runs the workers as root too: the files may be anywhere.
 	[ "$(id -u)" -eq 0 ] && user_line="user root;"
+	[ -n "${MPGET_NGINX_HTTP:-}" ] && http_inc="include $MPGET_NGINX_HTTP;"
+	[ -n "${MPGET_NGINX_SERVER:-}" ] &&
+		server_inc="include $MPGET_NGINX_SERVER;"
 	for _ in 1 2 3 4 5; do
 		port=$(free_port)
 		cat >"$state/nginx.conf" <<EOF
@@ -47,9 +54,11 @@ http {
 	tcp_nodelay on;
 	keepalive_requests 1000000;
 	keepalive_timeout 60s;
+	$http_inc
 	server {
 		listen 127.0.0.1:$port;
 		root $root;
+		$server_inc
 	}
 }
 EOF

@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -25,6 +26,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.dont_write_bytecode = True
 import faultserver  # noqa: E402
+import ftpserver  # noqa: E402
+import proxy  # noqa: E402
 from faultserver import body, sha256  # noqa: E402
 
 MULT = float(os.environ.get("MP_TEST_TIMEOUT_MULT", "1") or 1)
@@ -62,18 +65,28 @@ class Env:
             self.srv, self.fport = faultserver.start()
         return "http://127.0.0.1:%d" % self.fport
 
-    def nginx(self, files):
-        """Serve {name: bytes} from nginx; returns the base URL."""
+    def nginx(self, files, http_conf="", server_conf=""):
+        """Serve {name: bytes} from nginx; returns the base URL.  The
+        configuration texts go into its http and server blocks."""
         if not self.nginx_bin or not os.access(self.nginx_bin, os.X_OK):
             print("# skip: nginx not found")
             sys.exit(7)
         root = os.path.join(self.work, "www")
         os.makedirs(root, exist_ok=True)
         for name, data in files.items():
+            os.makedirs(os.path.dirname(os.path.join(root, name)),
+                        exist_ok=True)
             with open(os.path.join(root, name), "wb") as f:
                 f.write(data)
         self.nginx_state = os.path.join(self.work, "nginx")
         env = dict(os.environ, MPGET_NGINX=self.nginx_bin)
+        for var, text in (("MPGET_NGINX_HTTP", http_conf),
+                          ("MPGET_NGINX_SERVER", server_conf)):
+            if text:
+                path = os.path.join(self.work, var.lower() + ".conf")
+                with open(path, "w") as f:
+                    f.write(text)
+                env[var] = path
         port = subprocess.run(
             [os.path.join(HERE, "nginx.sh"), "start", root,
              self.nginx_state], env=env, check=True, capture_output=True,
@@ -88,7 +101,7 @@ class Env:
                             self.nginx_state], timeout=30)
 
     # running mpget
-    def run(self, args, timeout=30, stdin=None, report=True):
+    def run(self, args, timeout=30, stdin=None, report=True, env=None):
         cmd = [self.mpget, "-d", self.out, "--progress", "lines"]
         self.report_path = os.path.join(self.work, "report.json")
         if report:
@@ -96,7 +109,7 @@ class Env:
         cmd += [str(a) for a in args]
         t0 = time.monotonic()
         p = subprocess.run(cmd, input=stdin, capture_output=True,
-                           text=True, timeout=timeout * MULT)
+                           text=True, timeout=timeout * MULT, env=env)
         self.elapsed = time.monotonic() - t0
         self.stderr = p.stderr
         sys.stdout.write("$ %s\n%s" % (" ".join(cmd), p.stderr[-3000:]))
@@ -174,7 +187,7 @@ def many_files(env):
 def not_found(env):
     base = env.fault()
     check(env.run([base + "/status/404", "--retries", "3",
-                   "--retry-wait", "0.1"]) == 1, "exit code 1")
+                   "--retry-wait", "0.1"]) == 3, "exit 3: not found")
     env.expect_files([])
     f = env.report()["files"][0]
     check(f["status"] == "failed" and f["http"] == 404, "404 reported")
@@ -221,7 +234,7 @@ def reset_mid_body(env):
     shutil.rmtree(env.out)
     # Always reset: fails, nothing left.
     check(env.run([base + "/reset/r2/99/300000", "--retries", "2",
-                   "--retry-wait", "0.05"]) == 1, "fails")
+                   "--retry-wait", "0.05"]) == 4, "fails: network")
     env.expect_files([])
     check(env.report()["files"][0]["attempts"] == 3, "retried")
 
@@ -231,7 +244,7 @@ def stall(env):
     base = env.fault()
     rc = env.run([base + "/stall/100000", "--stall-timeout", "1",
                   "--retries", "0"])
-    check(rc == 1, "exit code")
+    check(rc == 4, "exit 4: a timeout is a network error")
     check(env.elapsed < 10 * MULT, "stall detected (%.1fs)" % env.elapsed)
     env.expect_files([])
     check(env.report()["files"][0]["status"] == "failed", "failed")
@@ -241,7 +254,7 @@ def stall(env):
 def short_body(env):
     base = env.fault()
     check(env.run([base + "/short/10000", "--retries", "1",
-                   "--retry-wait", "0.05"]) == 1, "exit code")
+                   "--retry-wait", "0.05"]) == 4, "exit 4: cut short")
     env.expect_files([])
     f = env.report()["files"][0]
     check(f["attempts"] == 2, "a short body is transient")
@@ -297,7 +310,7 @@ def escaping_names(env):
     lst = env.listfile("\n".join(urls) + "\n" + base +
                        "/data/e9/18/x\n  out=../../out-escaped\n")
     rc = env.run(["-i", lst, "--content-disposition"])
-    check(rc == 1, "exit 1: the bad out= line")
+    check(rc == 2, "exit 2: the bad out= line")
     check("list.txt:10:" in env.stderr, "bad line reported with number")
     check(sorted(os.listdir(sandbox)) == ["dl"], "nothing beside DIR: %s"
           % os.listdir(sandbox))
@@ -343,7 +356,7 @@ def checksums(env):
         "# checksums\n\n%s/data/c1/4000/good\n  checksum=sha-256=%s\n"
         "%s/data/c2/4000/bad\n  checksum=sha-256=%s\n" %
         (base, good, base, "0" * 64))
-    check(env.run(["-i", lst]) == 1, "exit code")
+    check(env.run(["-i", lst]) == 5, "exit 5: checksum mismatch")
     env.expect_files(["good"])
     env.expect_file("good", body("c1", 4000))
     rep = by_url(env.report())
@@ -353,7 +366,7 @@ def checksums(env):
     shutil.rmtree(env.out)
     lst = env.listfile("%s/data/c3/10/x\n  checksum=sha-256=abc\n"
                        "%s/data/c4/10/y\n" % (base, base))
-    check(env.run(["-i", lst]) == 1, "exit code")
+    check(env.run(["-i", lst]) == 2, "exit 2: a bad list")
     check("list.txt:2:" in env.stderr, "line number")
     env.expect_files(["y"])
     # --strict: stop before anything is fetched.
@@ -365,11 +378,11 @@ def checksums(env):
 @case
 def input_list(env):
     base = env.fault()
-    text = ("# comment\n\n%s/data/l1/10/one\n   \nftp://example.com/x\n"
+    text = ("# comment\n\n%s/data/l1/10/one\n   \ngopher://example.com/x\n"
             "  out=orphan\nnot a url\n%s/data/l2/20/two\n  out=renamed\n"
             "\t# indented comment\n" % (base, base))
     rc = env.run(["-i", "-"], stdin=text)
-    check(rc == 1, "bad lines make exit 1")
+    check(rc == 2, "bad lines make exit 2")
     for n in ("<stdin>:5:", "<stdin>:6:", "<stdin>:7:"):
         check(n in env.stderr, "reports %s" % n)
     env.expect_files(["one", "renamed"])
@@ -657,7 +670,7 @@ def bad_numbers(env):
         p = subprocess.run([env.mpget, "-d", env.out, "--retries", "0",
                             opt, v, url], capture_output=True, text=True,
                            timeout=30 * MULT)
-        check(p.returncode == 1, "%s %s: exit %d, want 1 (refused "
+        check(p.returncode == 4, "%s %s: exit %d, want 4 (refused "
               "connection)" % (opt, v, p.returncode))
 
 
@@ -671,7 +684,7 @@ def many_duplicates(env):
     url = "http://127.0.0.1:%d/d/pic.jpg" % closed_port()
     lst = env.listfile("%s\n  bogus=1\n" % url * n)
     rc = env.run(["-q", "-i", lst], timeout=60)
-    check(rc == 1, "exit %d, want 1" % rc)
+    check(rc == 2, "exit %d, want 2" % rc)
     rep = env.report()
     check(rep["failed"] == n and rep["bad_lines"] == n, "counts")
     check(env.files() == [], "nothing fetched: %s" % env.files()[:5])
@@ -1068,7 +1081,7 @@ def close_delimited_short(env):
     shutil.rmtree(env.out)
     lst = env.listfile("%s\n  checksum=sha-256=%s\n" %
                        (url, sha256(body("cl", 10000))))
-    check(run_bounded(env, ["-i", lst]) == 1, "checksum: exit 1")
+    check(run_bounded(env, ["-i", lst]) == 5, "checksum: exit 5")
     env.expect_files([])
     check("checksum" in env.report()["files"][0]["error"], "why")
 
@@ -1090,6 +1103,712 @@ def hostile_ranges(env):
     env.expect_file("9000", body("br", 9000))
     env.expect_file("3000", body("tr", 3000))
     env.expect_files(["3000", "9000"])
+
+
+# ------------------------------------------------ issue 15: command line
+
+@case
+def output_one(env):
+    """-o NAME saves the one URL as NAME; a path puts it in that
+    directory (under -d when relative); with two URLs it is a usage
+    error and nothing is fetched."""
+    base = env.fault()
+    check(env.run(["-o", "mine.bin", base + "/data/o1/1234/x"]) == 0,
+          "exit code")
+    env.expect_files(["mine.bin"])
+    env.expect_file("mine.bin", body("o1", 1234))
+    check(env.run(["-o", "sub/deeper.bin", base + "/data/o2/99/y"]) == 0,
+          "exit code, -o with a directory")
+    env.expect_file("sub/deeper.bin", body("o2", 99))
+    shutil.rmtree(env.out)
+    check(env.run(["-o", "two.bin", base + "/data/o3/5/a",
+                   base + "/data/o4/5/b"], report=False) == 2,
+          "-o with two URLs: exit 2")
+    check("-o names one file" in env.stderr, "says why")
+    env.expect_files([])
+    check(env.run(["-o", "..", base + "/data/o5/5/a"], report=False) == 2,
+          "-o ..: exit 2")
+
+
+@case
+def quiet(env):
+    """-q prints nothing at all when every file succeeds (not even the
+    --insecure warning), and only the failures otherwise."""
+    base = env.fault()
+    check(env.run(["-q", "-k", base + "/data/q1/100/a",
+                   base + "/data/q2/200/b"]) == 0, "exit code")
+    check(env.stderr == "", "silent: %r" % env.stderr)
+    env.expect_files(["a", "b"])
+    shutil.rmtree(env.out)
+    check(env.run(["-q", base + "/data/q3/100/c", base + "/status/404"])
+          == 3, "exit 3")
+    lines = env.stderr.splitlines()
+    check(lines == ["failed:", "  %s/status/404: HTTP 404" % base],
+          "only the failure: %r" % lines)
+
+
+@case
+def exit_codes(env):
+    """Each failure class has its code; when several fail, the first
+    failed file in list order decides, whatever finishes first."""
+    base = env.fault()
+    nf = base + "/status/404"
+    gone = base + "/status/410"
+    forbidden = base + "/status/403"
+    net = "http://127.0.0.1:%d/x" % closed_port()
+    bad_sum = "%s/data/e1/100/summed\n  checksum=md5=%s\n" % (base, "0" * 32)
+    blocked = base + "/data/e2/100/blocked"
+
+    def run_list(text, *extra):
+        return env.run(["-i", env.listfile(text), "--retries", "0"] +
+                       list(extra))
+
+    check(run_list(nf + "\n") == 3, "404: exit 3")
+    check(run_list(gone + "\n") == 3, "410: exit 3")
+    check(run_list(forbidden + "\n") == 1, "403: exit 1")
+    check(run_list(net + "\n") == 4, "refused: exit 4")
+    check(run_list(bad_sum) == 5, "checksum: exit 5")
+    env.expect_files([])
+    # A write error: NAME.part is a directory we cannot replace.
+    os.makedirs(os.path.join(env.out, "blocked.part", "keep"))
+    check(run_list(blocked + "\n") == 6, "write error: exit 6")
+    check("blocked" not in [f for f in env.files()], "no file")
+    shutil.rmtree(env.out)
+    # The first in list order decides: the 404 finishes long before the
+    # refused checksum, and the order of the list wins both ways.
+    check(run_list(bad_sum + nf + "\n") == 5, "checksum first: 5")
+    check(run_list(nf + "\n" + bad_sum) == 3, "404 first: 3")
+    check(run_list(net + "\n" + nf + "\n") == 4, "network first: 4")
+    # Bad input lines come before every file.
+    check(run_list("not a url\n" + nf + "\n") == 2, "bad line: exit 2")
+    p = subprocess.run([env.mpget, "--help"], capture_output=True,
+                       text=True, timeout=10 * MULT)
+    for code in ("  3  a file was not found", "  4  network or TLS",
+                 "  5  checksum mismatch", "  6  local write error"):
+        check(code in p.stdout, "--help lists %r" % code)
+
+
+@case
+def checksum_types(env):
+    """checksum=md5=, sha-1=, sha-256=, sha-512= (and sha1, sha512) in
+    the list: a match is saved, a mismatch leaves no file under its name,
+    a digest of the wrong length is a bad line."""
+    base = env.fault()
+    data = body("ct", 5000)
+    sums = {"md5": hashlib.md5(data).hexdigest(),
+            "sha-1": hashlib.sha1(data).hexdigest(),
+            "sha1": hashlib.sha1(data).hexdigest(),
+            "sha-256": hashlib.sha256(data).hexdigest(),
+            "sha-512": hashlib.sha512(data).hexdigest(),
+            "sha512": hashlib.sha512(data).hexdigest()}
+    text = ""
+    for t, h in sums.items():
+        text += "%s/data/ct/5000/x\n  out=good-%s\n  checksum=%s=%s\n" % (
+            base, t, t, h)
+        bad = ("1" if h[0] == "0" else "0") + h[1:]
+        text += "%s/data/ct/5000/x\n  out=bad-%s\n  checksum=%s=%s\n" % (
+            base, t, t, bad)
+    check(env.run(["-i", env.listfile(text)]) == 5, "exit 5")
+    env.expect_files(["good-" + t for t in sums])
+    for t in sums:
+        env.expect_file("good-" + t, data)
+    errs = sorted(f["error"] for f in env.report()["files"]
+                  if f["status"] == "failed")
+    check(errs == sorted("%s checksum mismatch" % n for n in
+                         ("md5", "sha-1", "sha-1", "sha-256", "sha-512",
+                          "sha-512")), "reasons: %s" % errs)
+    shutil.rmtree(env.out)
+    text = "%s/data/ct/5000/y\n  checksum=md5=%s\n" % (base, "0" * 64)
+    check(env.run(["-i", env.listfile(text)]) == 2, "wrong length: 2")
+    check("list.txt:2: md5 wants 32 hex digits" in env.stderr, "why")
+    env.expect_files([])
+
+
+
+# ------------------------------------------------ issue 15: TLS, proxies
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def openssl(*args):
+    subprocess.run(["openssl"] + list(args), check=True,
+                   capture_output=True, timeout=60)
+
+
+def make_pki(d):
+    """A private CA, a server certificate for 127.0.0.1 and a client
+    certificate, all signed by it (PEM files in d)."""
+    os.makedirs(d, exist_ok=True)
+    p = lambda n: os.path.join(d, n)  # noqa: E731
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            "-subj", "/CN=mpget test CA", "-keyout", p("ca.key"),
+            "-out", p("ca.pem"))
+    with open(p("san.ext"), "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    for who in ("server", "client"):
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj",
+                "/CN=%s" % who, "-keyout", p(who + ".key"),
+                "-out", p(who + ".csr"))
+        openssl("x509", "-req", "-in", p(who + ".csr"), "-CA", p("ca.pem"),
+                "-CAkey", p("ca.key"), "-CAcreateserial", "-days", "2",
+                "-extfile", p("san.ext"), "-out", p(who + ".pem"))
+    return p
+
+
+def tls_nginx(env, files):
+    """nginx with TLS (HTTP/2 on) on a second port, and a third port that
+    wants a client certificate.  Returns (http base, https base, mTLS
+    base, pki path function)."""
+    p = make_pki(os.path.join(env.work, "pki"))
+    root = os.path.join(env.work, "www")
+    tls, mtls = free_port(), free_port()
+    conf = """
+server {
+    listen 127.0.0.1:%d ssl http2;
+    root %s;
+    ssl_certificate %s;
+    ssl_certificate_key %s;
+}
+server {
+    listen 127.0.0.1:%d ssl;
+    root %s;
+    ssl_certificate %s;
+    ssl_certificate_key %s;
+    ssl_client_certificate %s;
+    ssl_verify_client on;
+}
+""" % (tls, root, p("server.pem"), p("server.key"), mtls, root,
+       p("server.pem"), p("server.key"), p("ca.pem"))
+    base = env.nginx(files, http_conf=conf)
+    return (base, "https://127.0.0.1:%d" % tls,
+            "https://127.0.0.1:%d" % mtls, p)
+
+
+@case
+def tls_private_ca(env):
+    """A server whose certificate a private CA signed: refused without
+    --cacert (a TLS error, exit 4, nothing left), fetched with --cacert
+    or --capath (over HTTP/2), and with -k."""
+    files = {"t.bin": body("tls", 300000), "u.bin": body("tls2", 5000)}
+    _, https, _, p = tls_nginx(env, files)
+    urls = [https + "/t.bin", https + "/u.bin"]
+    check(env.run(urls + ["--retries", "0"]) == 4, "no --cacert: exit 4")
+    check("SSL certificate problem" in env.stderr, "a TLS error")
+    env.expect_files([])
+    check(env.run(urls + ["--cacert", p("ca.pem"), "-v"]) == 0,
+          "--cacert")
+    for n, d in files.items():
+        env.expect_file(n, d)
+    shutil.rmtree(env.out)
+    capath = os.path.join(env.work, "capath")
+    os.makedirs(capath)
+    shutil.copy(p("ca.pem"), capath)
+    openssl("rehash", capath)
+    check(env.run(urls + ["--capath", capath]) == 0, "--capath")
+    env.expect_files(list(files))
+    shutil.rmtree(env.out)
+    check(env.run(urls + ["-k"]) == 0, "-k")
+    check("--insecure" in env.stderr, "-k warns")
+    env.expect_files(list(files))
+    # HTTP/2 it is: curl, the same libcurl, says so with the same CA.
+    out = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w",
+                          "%{http_version}", "--cacert", p("ca.pem"),
+                          urls[1]], capture_output=True, text=True,
+                         timeout=30).stdout
+    check(out == "2", "server speaks HTTP/2: %r" % out)
+
+
+@case
+def tls_client_cert(env):
+    """A server that wants a client certificate: refused without --cert,
+    fetched with --cert and --key."""
+    files = {"c.bin": body("mtls", 10000)}
+    _, _, mtls, p = tls_nginx(env, files)
+    url = mtls + "/c.bin"
+    check(env.run([url, "--cacert", p("ca.pem"), "--retries", "0"]) == 1,
+          "no client certificate: refused (HTTP 400)")
+    env.expect_files([])
+    check(env.run([url, "--cacert", p("ca.pem"), "--cert", p("client.pem"),
+                   "--key", p("client.key")]) == 0, "--cert --key")
+    env.expect_file("c.bin", files["c.bin"])
+
+
+@case
+def proxy_option(env):
+    """--proxy sends plain requests in absolute form and https through
+    CONNECT; --noproxy names hosts reached directly; a proxy that is not
+    there is a network error."""
+    files = {"p.bin": body("px", 70000)}
+    base, https, _, p = tls_nginx(env, files)
+    srv, port = proxy.start()
+    try:
+        # ctest sets no_proxy=*, which libcurl applies to --proxy too.
+        clean = {k: v for k, v in os.environ.items()
+                 if k.lower() not in ("no_proxy", "http_proxy",
+                                      "https_proxy", "all_proxy")}
+        purl = "http://127.0.0.1:%d" % port
+        check(env.run(["--proxy", purl, base + "/p.bin"], env=clean) == 0,
+              "http through the proxy")
+        env.expect_file("p.bin", files["p.bin"])
+        check(srv.log == ["GET %s/p.bin" % base], "log %s" % srv.log)
+        shutil.rmtree(env.out)
+        check(env.run(["--proxy", purl, "--cacert", p("ca.pem"),
+                       https + "/p.bin"], env=clean) == 0, "https")
+        env.expect_file("p.bin", files["p.bin"])
+        check(srv.log[1:] == ["CONNECT %s" % https[len("https://"):]],
+              "CONNECT: %s" % srv.log)
+        shutil.rmtree(env.out)
+        check(env.run(["--proxy", purl, "--noproxy", "127.0.0.1",
+                       base + "/p.bin"], env=clean) == 0, "--noproxy")
+        env.expect_file("p.bin", files["p.bin"])
+        check(len(srv.log) == 2, "not through the proxy: %s" % srv.log)
+        # The environment's proxy, as before, when --proxy is not given.
+        shutil.rmtree(env.out)
+        check(env.run([base + "/p.bin"],
+                      env=dict(clean, http_proxy=purl)) == 0, "http_proxy")
+        check(len(srv.log) == 3, "http_proxy used: %s" % srv.log)
+    finally:
+        proxy.stop(srv)
+    shutil.rmtree(env.out)
+    check(env.run(["--proxy", "http://127.0.0.1:%d" % closed_port(),
+                   "--retries", "0", base + "/p.bin"], env=clean) == 4,
+          "no proxy there: exit 4")
+    env.expect_files([])
+
+
+
+# ------------------------------------------------ issue 15: segments
+
+RANGE_LOG = ("log_format ranges '$request_method $uri \"$http_range\" "
+             "$status $body_bytes_sent';\n")
+
+
+def slow_nginx(env, files, rate):
+    """nginx with /slow/ limited to rate per connection (the WAN case
+    splitting is for), its requests logged with their Range."""
+    log = os.path.join(env.work, "ranges.log")
+    server = ("location /slow/ { limit_rate %s; access_log %s ranges; }\n"
+              % (rate, log))
+    return env.nginx(files, http_conf=RANGE_LOG, server_conf=server), log
+
+
+def read_log(log, skip=0):
+    out = []
+    if os.path.exists(log):
+        with open(log) as f:
+            for line in f.read().splitlines()[skip:]:
+                method, uri, rng, status, sent = line.split(" ")
+                rng = rng.strip('"')
+                r = None
+                if rng.startswith("bytes="):
+                    a, b = rng[6:].split("-")
+                    r = (int(a), int(b) + 1)
+                out.append((uri, r, int(status), int(sent)))
+    return out
+
+
+def covers(ranges, size):
+    at = 0
+    for a, b in sorted(ranges):
+        if a > at:
+            return False
+        at = max(at, b)
+    return at >= size
+
+
+@case
+def seg_split(env):
+    """-s 4: a big file from a server that takes Range comes in pieces,
+    each a 206 of the range asked, together the whole file, faster than
+    one connection can; -x alone splits too; a small file is not split;
+    no control file is left."""
+    size, rate = 12 << 20, 4 << 20
+    data = body("split", size)
+    small = body("small", 1536 << 10)
+    base, log = slow_nginx(env, {"slow/big.bin": data,
+                                 "slow/small.bin": small}, "4m")
+    check(env.run(["-s", "4", base + "/slow/big.bin"]) == 0, "exit")
+    env.expect_files(["big.bin"])
+    env.expect_file("big.bin", data)
+    check(env.elapsed < 0.6 * size / rate * MULT,
+          "split: %.2fs, one connection takes %.1fs" %
+          (env.elapsed, size / rate))
+    wait_for("the log", lambda: len(read_log(log)) >= 5, 5)
+    entries = read_log(log)
+    ranged = [e for e in entries if e[1]]
+    check(len(ranged) >= 4, "pieces: %s" % entries)
+    check(all(e[2] == 206 for e in ranged), "206s: %s" % entries)
+    check(covers([e[1] for e in ranged], size), "ranges cover the file")
+    probe = [e for e in entries if not e[1]]
+    check(len(probe) == 1 and probe[0][3] < size // 2,
+          "one probe, stopped early: %s" % probe)
+    n = len(entries)
+    check(env.run(["-x", "3", base + "/slow/small.bin",
+                   base + "/slow/big.bin", "--overwrite"]) == 0, "-x")
+    env.expect_file("small.bin", small)
+    env.expect_file("big.bin", data)
+    wait_for("the log", lambda: len(read_log(log, n)) >= 5, 5)
+    later = read_log(log, n)
+    check([e for e in later if e[0] == "/slow/small.bin"] ==
+          [("/slow/small.bin", None, 200, len(small))],
+          "small file whole: %s" % later)
+    check(len([e for e in later if e[1]]) >= 3, "-x 3 splits")
+    env.expect_files(["big.bin", "small.bin"])
+    # -k SIZE is aria2c's min-split-size: 12 MiB in pieces of at least
+    # 4 MiB is three pieces, and none is split again.
+    n += len(later)
+    check(env.run(["-s", "8", "-k", "4M", base + "/slow/big.bin",
+                   "--overwrite"]) == 0, "-k 4M")
+    env.expect_file("big.bin", data)
+    wait_for("the log", lambda: len(read_log(log, n)) >= 4, 5)
+    ranged = sorted(e[1] for e in read_log(log, n) if e[1])
+    check(ranged == [(0, 4 << 20), (4 << 20, 8 << 20), (8 << 20, size)],
+          "-k 4M: %s" % ranged)
+    check("--insecure" not in env.stderr, "-k 4M is not --insecure")
+
+
+@case
+def seg_resume_killed(env):
+    """SIGKILL during a split download keeps NAME.part and its control
+    file; -c fetches only the ranges the control file does not name, and
+    the file is exact."""
+    size = 16 << 20
+    data = body("segres", size)
+    base, log = slow_nginx(env, {"slow/r.bin": data}, "2m")
+    url = base + "/slow/r.bin"
+    part = os.path.join(env.out, "r.bin.part")
+    ctl = part + ".ctl"
+    p = subprocess.Popen([env.mpget, "-d", env.out, "--progress", "none",
+                          "-s", "2", url], start_new_session=True,
+                         stderr=subprocess.DEVNULL)
+
+    def records():
+        try:
+            with open(ctl) as f:
+                return f.read().splitlines()[2:]
+        except OSError:
+            return []
+    try:
+        wait_for("two records", lambda: len(records()) >= 2, 20)
+    finally:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
+    check(os.path.exists(part) and os.path.getsize(part) == size,
+          ".part kept, at its size")
+    done = [tuple(int(v) for v in r.split()) for r in records()]
+    with open(part, "rb") as f:
+        have = f.read()
+    for a, b in done:
+        check(have[a:b] == data[a:b], "recorded %d-%d is on disk" % (a, b))
+    wait_for("the log", lambda: len(read_log(log)) >= 3, 5)
+    n = len(read_log(log))
+    check(env.run(["-c", "-s", "2", url]) == 0, "resume")
+    env.expect_files(["r.bin"])
+    env.expect_file("r.bin", data)
+    wait_for("the log", lambda: len(read_log(log, n)) >= 2, 5)
+    again = [e[1] for e in read_log(log, n) if e[1]]
+    check(again, "ranges fetched")
+    for a, b in again:
+        for s, e in done:
+            check(b <= s or a >= e, "%d-%d fetched again (had %d-%d)" %
+                  (a, b, s, e))
+    got = sum(b - a for a, b in again)
+    check(got <= size - sum(b - a for a, b in done),
+          "fetched %d of %d" % (got, size))
+
+
+@case
+def seg_server_lies(env):
+    """A server that says Accept-Ranges but ignores Range: fetched whole
+    again, with a warning.  A 206 at the wrong offset: that piece is
+    refetched, never written there.  A file that changes between the
+    probe and the pieces: fetched whole again, the new version."""
+    base = env.fault()
+    size = 4 << 20
+    check(env.run(["-s", "4", base + "/seg/l1/%d?mode=liar" % size]) == 0,
+          "liar: exit")
+    check("ignored Range: fetched whole again" in env.stderr, "warns")
+    env.expect_file("%d" % size, body("l1", size))
+    env.expect_files(["%d" % size])
+    shutil.rmtree(env.out)
+    check(env.run(["-s", "4", base + "/seg/s1/%d?mode=skew" % size]) == 0,
+          "skew: exit")
+    env.expect_file("%d" % size, body("s1", size))
+    env.expect_files(["%d" % size])
+    shutil.rmtree(env.out)
+    check(env.run(["-s", "4", base + "/seg/f1/%d?mode=flip" % size]) == 0,
+          "flip: exit")
+    check("changed on the server: fetched whole again" in env.stderr,
+          "warns")
+    env.expect_file("%d" % size, body("f1:v2", size))
+    env.expect_files(["%d" % size])
+    # A checksum over the pieces.
+    shutil.rmtree(env.out)
+    good = sha256(body("c1", size))
+    lst = env.listfile("%s/seg/c1/%d\n  checksum=sha-256=%s\n"
+                       "%s/seg/c2/%d\n  checksum=sha-256=%s\n" %
+                       (base, size, good, base, size, "0" * 64))
+    check(env.run(["-s", "3", "-i", lst]) == 5, "checksums: exit 5")
+    env.expect_files(["%d" % size])
+    env.expect_file("%d" % size, body("c1", size))
+
+
+
+# ------------------------------------------------ issue 15: mirrors
+
+@case
+def mirrors_failover(env):
+    """A list line of several URLs (TAB-separated, aria2c's input
+    format) is one file from any of them: a 404, a 5xx, a reset or a
+    refused connection on one moves it to the next; when all fail, the
+    first failure's class is the exit code."""
+    base = env.fault()
+    dead = "http://127.0.0.1:%d/x" % closed_port()
+    lines = [
+        (base + "/status/404", base + "/data/m1/3000/one", "one", "m1"),
+        (base + "/status/503", base + "/data/m2/3000/two", "two", "m2"),
+        (base + "/reset/m3r/99/300000", base + "/data/m3/3000/three",
+         "three", "m3"),
+        (dead, base + "/data/m4/3000/four", "four", "m4"),
+    ]
+    text = "".join("%s\t%s\n  out=%s\n" % (a, b, n) for a, b, n, _ in lines)
+    check(env.run(["-i", env.listfile(text), "--retries", "0"]) == 0,
+          "every file from its second mirror")
+    for _, _, n, tag in lines:
+        env.expect_file(n, body(tag, 3000))
+    env.expect_files([n for _, _, n, _ in lines])
+    shutil.rmtree(env.out)
+    text = "%s\t%s\n" % (base + "/status/404", dead)
+    check(env.run(["-i", env.listfile(text), "--retries", "0"]) == 4,
+          "all mirrors fail: the last failure is the file's, exit 4")
+    check("Couldn't connect" in env.stderr, "the last reason")
+    env.expect_files([])
+    check(env.run(["-i", env.listfile("%s\tgopher://x/y\n" % base)]) == 2,
+          "a bad mirror URL is a bad line")
+
+
+@case
+def mirrors_split(env):
+    """Split over two mirrors: pieces go to both, most to the faster;
+    a mirror that fails its pieces gets no more; mirrors that disagree
+    on the size fail the file with that reason."""
+    size = 12 << 20
+    data = body("mirror", size)
+    log = os.path.join(env.work, "ranges.log")
+    server = ("location /slow/ { limit_rate 1m; access_log %s ranges; }\n"
+              "location /fast/ { access_log %s ranges; }\n" % (log, log))
+    base = env.nginx({"slow/m.bin": data, "fast/m.bin": data,
+                      "fast/other.bin": data[:size - 4096]},
+                     http_conf=RANGE_LOG, server_conf=server)
+    line = "%s/slow/m.bin\t%s/fast/m.bin\n" % (base, base)
+    check(env.run(["-s", "4", "-i", env.listfile(line)]) == 0, "exit")
+    env.expect_files(["m.bin"])
+    env.expect_file("m.bin", data)
+    wait_for("the log", lambda: len(read_log(log)) >= 5, 5)
+    ranged = [e for e in read_log(log) if e[1]]
+    sent = {}
+    for uri, _, status, n in ranged:
+        sent[uri] = sent.get(uri, 0) + n
+    check(len(sent) == 2, "pieces from both mirrors: %s" % ranged)
+    check(sent["/fast/m.bin"] > sent["/slow/m.bin"],
+          "most from the faster: %s" % sent)
+    check(env.elapsed < 0.5 * size / (1 << 20) * MULT,
+          "faster than the slow mirror alone: %.1fs" % env.elapsed)
+    # A mirror that is not there: its pieces go to the other.
+    shutil.rmtree(env.out)
+    line = "%s/fast/m.bin\t%s/fast/gone.bin\n" % (base, base)
+    check(env.run(["-s", "4", "-i", env.listfile(line)]) == 0, "gone")
+    env.expect_file("m.bin", data)
+    # Mirrors that disagree on the size.
+    shutil.rmtree(env.out)
+    line = "%s/fast/m.bin\t%s/fast/other.bin\n" % (base, base)
+    check(env.run(["-s", "4", "-i", env.listfile(line)]) == 1,
+          "disagree: exit 1")
+    check("mirrors disagree on the size" in env.stderr, "says why")
+    env.expect_files([])
+
+
+
+# ------------------------------------------------ issue 15: auth, cookies
+
+def auth_nginx(env, files):
+    """nginx with a basic-auth location (user u, password p), one that
+    sets a cookie, one that wants it, and a redirect to faultserver's
+    /echo (another origin)."""
+    fault = env.fault()
+    htpasswd = os.path.join(env.work, "htpasswd")
+    hashed = subprocess.run(["openssl", "passwd", "-apr1", "p"],
+                            capture_output=True, text=True, check=True,
+                            timeout=30).stdout.strip()
+    with open(htpasswd, "w") as f:
+        f.write("u:%s\n" % hashed)
+    server = """
+location /private/ { auth_basic "mpget"; auth_basic_user_file %s; }
+location /setcookie/ { add_header Set-Cookie "sess=abc123; Path=/"; }
+location /needcookie/ {
+    if ($cookie_sess != "abc123") { return 403; }
+}
+location = /private/away { auth_basic "mpget"; auth_basic_user_file %s;
+    return 302 %s/echo; }
+""" % (htpasswd, htpasswd, fault)
+    return env.nginx(files, server_conf=server), fault
+
+
+@case
+def auth_user_netrc(env):
+    """--user and --netrc-file log in with basic auth; without them the
+    server refuses (401, exit 1); the login is not sent to the host a
+    redirect leads to."""
+    files = {"private/a.bin": body("auth", 5000)}
+    base, fault = auth_nginx(env, files)
+    url = base + "/private/a.bin"
+    check(env.run([url]) == 1, "no login: exit 1")
+    check("HTTP 401" in env.stderr, "401")
+    check(env.run(["--user", "u:wrong", url]) == 1, "bad password")
+    check(env.run(["--user", "u:p", url]) == 0, "--user")
+    env.expect_file("a.bin", files["private/a.bin"])
+    shutil.rmtree(env.out)
+    netrc = os.path.join(env.work, "netrc")
+    with open(netrc, "w") as f:
+        f.write("machine 127.0.0.1 login u password p\n")
+    check(env.run(["--netrc-file", netrc, url]) == 0, "--netrc-file")
+    env.expect_file("a.bin", files["private/a.bin"])
+    check(env.run(["--user", "u:p", base + "/private/away"]) == 0,
+          "redirected")
+    with open(os.path.join(env.out, "away"), "rb") as f:
+        echoed = f.read().decode().lower()
+    check("user-agent" in echoed, "the echo: %r" % echoed)
+    check("authorization" not in echoed,
+          "the login went to the redirect's host: %r" % echoed)
+    check(env.run(["--user", "nocolon", url], report=False) == 2,
+          "--user without a colon: exit 2")
+
+
+@case
+def cookies(env):
+    """--load-cookies sends a Netscape file's cookies; a cookie a server
+    sets is sent by later requests; --save-cookies writes them all; a
+    cookie file that does not parse is file:line, exit 2."""
+    files = {"setcookie/s.txt": b"set\n", "needcookie/n.bin":
+             body("ck", 4000)}
+    base, _ = auth_nginx(env, files)
+    need = base + "/needcookie/n.bin"
+    check(env.run([need]) == 1, "no cookie: 403, exit 1")
+    jar = os.path.join(env.work, "cookies.txt")
+    with open(jar, "w") as f:
+        f.write("# Netscape HTTP Cookie File\n\n"
+                "127.0.0.1\tFALSE\t/\tFALSE\t0\tsess\tabc123\n")
+    check(env.run(["--load-cookies", jar, need]) == 0, "--load-cookies")
+    env.expect_file("n.bin", files["needcookie/n.bin"])
+    shutil.rmtree(env.out)
+    saved = os.path.join(env.work, "saved.txt")
+    check(env.run(["-j", "1", "--save-cookies", saved,
+                   base + "/setcookie/s.txt", need]) == 0,
+          "a cookie the server set, sent next")
+    env.expect_file("n.bin", files["needcookie/n.bin"])
+    with open(saved) as f:
+        lines = [ln.split("\t") for ln in f.read().splitlines()
+                 if ln and not ln.startswith("# ")]
+    check(any(ln[5:] == ["sess", "abc123"] for ln in lines if
+              len(ln) == 7), "saved: %s" % lines)
+    check(not [n for n in os.listdir(env.work) if "mpget-w" in n],
+          "no worker jar left")
+    with open(jar, "w") as f:
+        f.write("# ok\n127.0.0.1\tFALSE\t/\tFALSE\t0\ta\tb\n"
+                "127.0.0.1 FALSE / FALSE 0 a b\n")
+    shutil.rmtree(env.out)
+    check(env.run(["--load-cookies", jar, need], report=False) == 2,
+          "bad cookie file: exit 2")
+    check("cookies.txt:3: not a cookie line" in env.stderr, "file:line")
+    env.expect_files([])
+
+
+
+# ------------------------------------------------ issue 15: FTP
+
+@case
+def ftp(env):
+    """ftp:// URLs in the same list: a login (in the URL or --user), an
+    empty file, a missing one (exit 3), checksums, and -c after SIGKILL
+    resumes with REST at the .part's size."""
+    big = body("ftpbig", 4 << 20)
+    files = {"/pub/a.bin": body("ftpa", 300000), "/pub/empty": b"",
+             "/pub/big.bin": big}
+    srv, port = ftpserver.start(files, user="u", pw="p")
+    try:
+        base = "ftp://127.0.0.1:%d/pub" % port
+        check(env.run(["--user", "u:p", base + "/a.bin", base + "/empty"])
+              == 0, "--user")
+        env.expect_file("a.bin", files["/pub/a.bin"])
+        env.expect_file("empty", b"")
+        check(env.run(["--user", "u:wrong", "--retries", "0",
+                       base + "/a.bin", "--overwrite"]) == 1,
+              "bad login: exit 1")
+        shutil.rmtree(env.out)
+        auth = "ftp://u:p@127.0.0.1:%d/pub" % port
+        lst = env.listfile(
+            "%s/a.bin\n  checksum=sha-1=%s\n%s/empty\n"
+            "  checksum=md5=%s\n%s/nope\n" %
+            (auth, hashlib.sha1(files["/pub/a.bin"]).hexdigest(), auth,
+             "0" * 32, auth))
+        check(env.run(["-i", lst]) == 5, "checksum, then 404: exit 5")
+        env.expect_files(["a.bin"])
+        rep = by_url(env.report())
+        check("does not exist" in rep[auth + "/nope"]["error"],
+              "missing: %s" % rep[auth + "/nope"])
+        check(env.run([auth + "/nope"]) == 3, "missing: exit 3")
+        shutil.rmtree(env.out)
+        srv.hold["/pub/big.bin"] = 0.4
+        have = kill_mid_body(env, auth + "/big.bin", "big.bin")
+        n = len(srv.log)
+        check(env.run(["-c", auth + "/big.bin"]) == 0, "resume")
+        env.expect_file("big.bin", big)
+        check("REST %d" % have in srv.log[n:], "REST %d: %s" %
+              (have, srv.log[n:]))
+    finally:
+        ftpserver.stop(srv)
+
+
+
+# ------------------------------------------------ issue 15: progress
+
+@case
+def progress_files(env):
+    """The live display has a line for each big file under way (name,
+    percent, rate) under the summary line; "1 file", not "1 files"; the
+    ETA is always m:ss; the bytes of the summary are those downloaded in
+    this run, not the resumed ones."""
+    import re
+    size = 6 << 20
+    data = body("prog", size)
+    base, _ = slow_nginx(env, {"slow/big.bin": data}, "3m")
+    url = base + "/slow/big.bin"
+    check(env.run(["--progress", "bar", url]) == 0, "exit")
+    env.expect_file("big.bin", data)
+    err = env.stderr
+    check(re.search(r"\n  big\.bin +\d+%  [\d.]+ (KiB|MiB)/s", err),
+          "a line for big.bin: %r" % err[-600:])
+    check("1/1 file " in err or "0/1 file " in err, "1 file: %r" %
+          err[-300:])
+    etas = re.findall(r"ETA (\S+)", err)
+    check(etas and all(re.fullmatch(r"(\d+:)?\d+:\d\d|--:--", e)
+                       for e in etas), "ETA m:ss: %s" % etas[:5])
+    check("1 file: 1 ok, 0 failed, 0 skipped; 6.0 MiB downloaded" in err,
+          "summary: %r" % err[-200:])
+    shutil.rmtree(env.out)
+    have = kill_mid_body(env, url, "big.bin")
+    check(env.run(["-c", url]) == 0, "resume")
+    env.expect_file("big.bin", data)
+    m = re.search(r"; ([\d.]+) MiB downloaded", env.stderr)
+    check(m and abs(float(m.group(1)) * (1 << 20) - (size - have)) <
+          0.06 * (1 << 20), "only the new bytes: %s, want %.1f MiB" %
+          (m and m.group(1), (size - have) / (1 << 20)))
+
 
 
 def main():
