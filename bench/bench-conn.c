@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench-conn: bytes per second through connections and their peers, in
  * the same run:

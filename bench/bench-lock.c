@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Lock: uncontended acquire+release of mp_lock against a process-shared
  * robust pthread mutex, a plain process-shared pthread mutex, a minimal

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # mpget against the batch downloaders people use, in the same run, on the
 # same local nginx (127.0.0.1 only); every downloaded file's sha-256 is
 # checked, and a run with a wrong file does not count.

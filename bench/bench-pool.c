@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Pool: map throughput on a trivial function (tasks/s) on a warm pool, the
  * same map cold (a new pool, fresh arrays, one call: what a program that

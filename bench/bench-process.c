@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Process start+join latency: mp_process against raw fork+waitpid, vfork,
  * posix_spawn of /bin/true and Python's multiprocessing.Process (fork), in

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench-queue: messages per second through mp_queue and its peers, in the
  * same run: a pipe, a SOCK_SEQPACKET socket pair, a POSIX message queue, a

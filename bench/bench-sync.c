@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Semaphore and Event: ping-pong round trip between two processes, each
  * waking the other in turn.  mp_semaphore and mp_event against a pair of

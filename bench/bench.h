@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #ifndef MP_BENCH_H
 #define MP_BENCH_H
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Lay out the man pages for installing: cmake -DSRC=docs/man -DOUT=dir
 # -DVERSION=x.y.z -P man-pages.cmake.
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Check the library's man pages (docs/man/*.3 and *.7).
 
 - Every public function of include/multiproc/*.h appears, as NAME(, in the

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Check that the tutorials show the examples as they are.
 
 Every fenced block in a tutorial must follow a marker line (an HTML

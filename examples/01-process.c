@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* 1. A process that runs a function: start it, wait for it, go on. */
 /*
  * The tutorial's first example:

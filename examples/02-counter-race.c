@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* 2. A shared counter without a lock: the race, shown honestly. */
 /*
  * The tutorial's "wrong example":

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* 3. The shared counter with an mp_lock: exactly 0, every time. */
 /*
  * The tutorial's fix:

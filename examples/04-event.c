@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* 4. An Event: one process waits until another one sets it. */
 /*
  * The tutorial's Event example:

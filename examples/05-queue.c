@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* 5. A Queue between processes: a producer puts, a consumer gets. */
 /*
  * The tutorial's producer/consumer:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* 6. Download images, one process per URL (the tutorial's naive way). */
 /*
  * The tutorial's practical example, 多进程下载图片:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* 7. A pool of processes for CPU-bound work: count primes, serial vs pool. */
 /*
  * The tutorial's point about processing a lot of data: Python threads

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* 8. Beyond Python: a process dies holding the lock; the next one is told. */
 /*
  * In Python, a process killed while it holds a multiprocessing.Lock leaves

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* 9. Beyond Python: a pool worker dies mid-task; the map says so, the pool goes on. */
 /*
  * Python's Pool.map hangs forever when a worker is killed (the OOM killer,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* 10. Listener and Client: two unrelated programs talk by address. */
 /*
  * Python's multiprocessing.connection:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* 11. Word count over files: paths in, counts out, items of any size. */
 /*
  * wc(1) in parallel.  The items are paths (strings of any length) and each

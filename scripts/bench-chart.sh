@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Chart the benchmark ratios (of medians): for each scenario, ours against
 # each peer, as one horizontal bar per comparison (OUT.svg and OUT.png).
 # Input: the CSV the benchmarks append to (bench,scenario,impl,value,unit

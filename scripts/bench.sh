@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Run every benchmark (bench/bench-* programs and bench/*.sh scripts) with
 # its peers; write bench/results.md (tables: median, min and max of each
 # contender's interleaved runs), bench/results.{svg,png} (a chart of the

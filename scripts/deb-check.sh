@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # CI, after `make deb`: install the packages from OUT/deb, use them as a
 # user would (man pages, pkg-config, CMake, mpget), and remove them.  Needs
 # root; on a machine that has multiproc installed already it refuses.

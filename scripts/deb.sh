@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # `make deb`: the Debian packages (libmultiproc0, libmultiproc-dev, mpget)
 # from the `make dist` tarball (a native package: debian/ is kept here,
 # its version is the project's), built in OUT/deb/ (dpkg-buildpackage writes

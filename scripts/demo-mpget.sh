@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The end of the demo: the tutorial's image downloader, twice.  A local
 # nginx (127.0.0.1 only, started and stopped here) serves a few hundred
 # generated images; examples/06-download-images fetches three of them with

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The demo: the tutorial's examples in its order, each with a line saying
 # what it shows, then mpget downloading a set of images from a local HTTP
 # server that this script starts and stops (only 127.0.0.1 is used).

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Install what the build, the tests and the demo need (with "bench", the
 # benchmark peers too; with "deb", what building the Debian packages
 # needs).  Installs only what is missing; as root through apt-get,

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # `make dist`: OUT/multiproc-VERSION.tar.gz, the tracked files as they are
 # in the working tree, under one folder, reproducible (owner 0, the last
 # commit's time).  It builds and runs `make test` without git.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Run every libFuzzer target of BUILD for SECONDS each, starting from the
 # committed seed corpus (new inputs go to BUILD/corpus-TARGET; the
 # committed corpus is left as it is).  A crash leaves its input in

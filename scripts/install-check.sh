@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # `make install-check`: install the build twice and check what a user and a
 # packager get.
 #  1. Into a temporary prefix (cmake --install --prefix): the tree is
@@ -51,11 +52,13 @@ grep -q "MP_VERSION_STRING \"$version\"" "$prefix/include/multiproc/version.h" |
 	fail "version.h does not say $version"
 echo "tree: ok ($(find "$prefix" -type f | wc -l) files, libdir ${libdir#"$prefix"/})"
 
-# Symbol versions: every symbol the library defines is mp_* at MULTIPROC_x.
+# Symbol versions: every symbol the library defines is mp_* at MULTIPROC_x,
+# or an internal mp__* that libmultiproc-mpi uses, at MULTIPROC_PRIVATE.
 so=$libdir/libmultiproc.so.$version
 bad=$(readelf --dyn-syms -W "$so" |
 	awk '$1 ~ /^[0-9]+:$/ && $7 != "UND" && $8 != "" && $4 != "SECTION"' |
-	awk '$8 !~ /^mp_[a-z0-9_]+@@MULTIPROC_[0-9.]+$/ && $8 !~ /^MULTIPROC_/ {print $8}')
+	awk '$8 !~ /^mp_[a-z0-9_]+@@MULTIPROC_[0-9.]+$/ && $8 !~ /^MULTIPROC_/ &&
+		$8 !~ /^mp__[a-z0-9_]+@@MULTIPROC_PRIVATE$/ {print $8}')
 [ -z "$bad" ] || fail "unversioned or non-mp_ symbols exported: $bad"
 readelf -d "$so" | grep -q "SONAME.*libmultiproc.so.$major" ||
 	fail "soname is not libmultiproc.so.$major"

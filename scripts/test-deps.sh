@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Tests of scripts/deps.sh against fake dpkg-query, apt-get and id (on
 # PATH), and a package lock held by a helper process:
 #   triggers_pending  a package in "triggers-pending" state counts as

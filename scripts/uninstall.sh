@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # `make uninstall [DESTDIR=...]`: remove every file the last `make install`
 # put (CMake lists them, without DESTDIR, in install_manifest.txt), then
 # the folders of ours that are left empty.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The connection handshake: mutual challenge-response, the shape of
  * Python's multiprocessing.connection (deliver_challenge and

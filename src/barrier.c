@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Barrier: rounds of `parties` arrivals, under a small internal mp_lock.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #ifndef MP_CLOCK_H
 #define MP_CLOCK_H
 

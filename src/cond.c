@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Condition: a condition variable over an mp_lock, with notifications
  * counted so that a dead waiter cannot swallow one.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Connection framing: whole messages of any size over a byte stream.
  *

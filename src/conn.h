@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #ifndef MP_CONN_INTERNAL_H
 #define MP_CONN_INTERNAL_H
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Error names and messages, the CPU count and the version. */
 #include <sched.h>
 #include <string.h>

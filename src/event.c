@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Event: a flag with a generation count, in one futex word.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Fault-injection points (see fault.h).  Compiled to nothing unless
  * MP_FAULT_POINTS is defined.  One point is armed at a time: that is all a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #ifndef MP_FAULT_H
 #define MP_FAULT_H
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #ifndef MP_FUTEX_H
 #define MP_FUTEX_H
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #ifndef MP_INTERNAL_H
 #define MP_INTERNAL_H
 

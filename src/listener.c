@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Listener and Client: connections by address (conn.h has the syntax).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Lock: a futex mutex that survives the death of its holder.
  *

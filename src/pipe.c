@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Pipe: Python's multiprocessing.Pipe over a UNIX stream socket pair.
  *

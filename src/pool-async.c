@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Pool handles (apply_async, map_async), their completion callbacks,
  * mp_pool_poll and mp_async_wait_any.

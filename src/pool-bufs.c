@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Pool maps over variable-size items (mp_pool_map_bufs, and the batches of
  * mp_pool_imap_source).

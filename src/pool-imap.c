@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Pool iterators: imap and imap_unordered over fixed-size items, and
  * streams (mp_pool_imap_source) over variable-size items from a source.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #ifndef MP_POOL_INTERNAL_H
 #define MP_POOL_INTERNAL_H
 

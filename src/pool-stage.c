@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The pool's staging block: the shared memory a synchronous map
  * (mp_pool_map, mp_pool_map_errors) uses for its records, inputs and

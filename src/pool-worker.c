@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Pool workers: what runs in each worker process.  A worker claims chunks
  * from the shared ring (or the redo queue), runs them, commits their

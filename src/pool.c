@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Pool: worker processes that run map chunks and apply tasks, fed through
  * one shared-memory ring, and a parent that notices when a worker dies.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Processes: fork, a pidfd for waiting, waitid for the status.
  *

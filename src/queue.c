@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Queue: a byte ring in shared memory, two robust side locks, futex events.
  *

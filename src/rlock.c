@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * RLock: a recursive lock built on mp_lock.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Named shared memory segments (POSIX shm_open), Python's SharedMemory.
  * The handle is process-local; the bytes are the caller's, with no header

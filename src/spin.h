@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #ifndef MP_SPIN_H
 #define MP_SPIN_H
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Value and Array: a block of the shared arena with a header and the data.
  *

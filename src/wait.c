@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * mp_wait: Python's multiprocessing.connection.wait over poll(2).
  *

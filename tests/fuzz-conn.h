@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #ifndef MP_FUZZ_CONN_H
 #define MP_FUZZ_CONN_H
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The shared arena: a buddy allocator every forked process shares. */
 #include <sched.h>
 #include <stdatomic.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Barrier: indices, rounds, breaking (timeout, abort, reset, death). */
 #include <sched.h>
 #include <stdatomic.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Condition: wait/notify between processes, no lost wake-ups, owner death. */
 #include <sched.h>
 

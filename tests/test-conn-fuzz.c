@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Connections: the frame and handshake parsers against hostile bytes, a
  * seeded, bounded fuzz (tests/fuzz-conn.h; tests/fuzz/fuzz-conn.c is the
  * libFuzzer target for longer runs). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Connections: listener/client by address, authentication, messages of any
  * size, death mid-message, descriptor passing, mp_wait, get_alloc. */
 #include <arpa/inet.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Error codes and messages, version, CPU count. */
 #include <sched.h>
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Event: set wakes every waiter; clear, is_set, timeouts. */
 #include <sched.h>
 

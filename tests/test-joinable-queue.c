@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* JoinableQueue: task_done / join across processes. */
 #include "test.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Lock: mutual exclusion between processes and threads, owner death. */
 #include <pthread.h>
 #include <sys/resource.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Pipe (mp_conn): framing, directions, EOF on close and on peer death. */
 #include "test.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Pool completion callbacks, mp_pool_poll and mp_async_wait_any.  Tasks
  * block on pipes made before the pool (the workers inherit them), so the
  * test decides when each one finishes. */

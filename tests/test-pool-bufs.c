@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Pool maps over variable-size items: exact bytes, errors per item, the
  * result size limit, bad arguments, deaths and timeouts. */
 #include <stdatomic.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Pool: the first map does not pay a page fault per page of new shared
  * memory (the pool's staging block, pre-faulted as the pool starts). */
 #include <stdatomic.h>

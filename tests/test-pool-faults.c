@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Pool under worker death: SIGKILL, segfaults, dying initializers, and
  * replacements that cannot be forked (fault point "process.fork", armed
  * to fail: MP_TEST_FAULTS links the library with its points live). */

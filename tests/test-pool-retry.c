@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Pool retries: a task whose worker died runs again, up to opts.retries. */
 #include <stdatomic.h>
 #include <stdint.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Pool streams: mp_pool_imap_source / mp_imap_next_buf, exact results in
  * both orders, source errors, the window, and bounded memory. */
 #include <stdatomic.h>

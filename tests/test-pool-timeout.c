@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Pool task timeouts: a task running past opts.task_timeout has its worker
  * killed and replaced; the task fails with -ETIMEDOUT or runs again. */
 #include <math.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Pool: every API with exact results, bad inputs, item errors, options. */
 #include <sched.h>
 #include <stdatomic.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Processes: start, join, exit codes, signals, names, daemons. */
 #include <poll.h>
 #include <sys/resource.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Queue faults: processes that die waiting, inside a put or get, or at
  * random points under load must not wedge, duplicate or tear anything;
  * and a live holder's side lock is never taken from it.  Arms fault

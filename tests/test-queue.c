@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Queue: semantics, timeouts, close, and exactly-once under N x M. */
 #include <sched.h>
 #include <stdatomic.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* RLock: recursion, mutual exclusion between processes, owner death. */
 #include "test.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Semaphore and BoundedSemaphore between processes. */
 #include <sched.h>
 #include <stdatomic.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Named shared memory segments. */
 #include <sys/stat.h>
 #include <sys/statvfs.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Sync faults (MP_TEST_FAULTS): processes that die at any point inside a
  * semaphore, condition, event or barrier wait never leave the others
  * asleep, never lose a unit or a notify, and never make destroy fail. */

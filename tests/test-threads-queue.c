@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Queue from threads of one process (TSan sees these; `make tsan`). */
 #include <pthread.h>
 #include <stdatomic.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The synchronization primitives from threads over the same shared memory:
  * ThreadSanitizer (make tsan) checks these for data races, which it cannot

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Timeouts that are not numbers: every public call that takes timeout_s
  * refuses a NaN (either sign) and a finite value above MP_TIMEOUT_MAX with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Value and Array: shared typed memory with a lock, and the raw kind. */
 #include "test.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #ifndef MP_TEST_H
 #define MP_TEST_H
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Python's peer for bench-conn: a child process sends n messages of the
 given size with Pipe().send_bytes, the parent receives them with
 recv_bytes.  Time runs from the parent's "go" to the last message

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Python's peer for bench-pool: apply_async(f, (i,)).get() round trips,
 one at a time, with the fork start method.  Prints seconds per round trip.
 argv: iterations workers."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Python's peer for bench-pool: Pool.map of a trivial function over ints
 with the fork start method.  Prints tasks per second on a warm pool, or
 with "cold", the seconds from a new Pool(workers) to the results of its

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Python's peer for bench-process: Process start+join with the fork start
 method.  Prints seconds per start+join.  argv: iterations [heap_mib]."""
 import multiprocessing as mp

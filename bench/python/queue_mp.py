@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Python's peer for bench-queue: one producer process puts n bytes
 objects of the given size into a multiprocessing.Queue, one consumer
 process gets them.  Prints messages per second.  argv: n size."""

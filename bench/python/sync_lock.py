@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Python's peer for bench-lock: uncontended multiprocessing.Lock
 acquire+release, one timed loop (the C side runs this script once per
 run).  Prints seconds per pair.  argv: iterations."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Python's peer for bench-sync: ping-pong between two processes with a
 pair of Semaphores or a pair of Events (wait, clear, set the other).
 Prints seconds per round trip.  argv: sem|event rounds."""

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #ifndef MULTIPROC_COMMON_H
 #define MULTIPROC_COMMON_H
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #ifndef MULTIPROC_CONN_H
 #define MULTIPROC_CONN_H
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #ifndef MULTIPROC_POOL_H
 #define MULTIPROC_POOL_H
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #ifndef MULTIPROC_PROCESS_H
 #define MULTIPROC_PROCESS_H
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #ifndef MULTIPROC_QUEUE_H
 #define MULTIPROC_QUEUE_H
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #ifndef MULTIPROC_SHM_H
 #define MULTIPROC_SHM_H
 

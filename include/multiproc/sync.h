@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #ifndef MULTIPROC_SYNC_H
 #define MULTIPROC_SYNC_H
 

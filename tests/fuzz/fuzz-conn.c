@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * libFuzzer target for the connection framing and handshake parsers
  * (tests/fuzz-conn.h says what an input means).  `make fuzz` builds it

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # One big file from a location that nginx limits per connection (the WAN
 # case splitting is for), in the same run: mpget -x 8 -s 8, aria2c -x 8
 # -s 8 -k 1M, and mpget on one connection.  Every downloaded file's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Cookie files in the Netscape format that curl and aria2c read and
  * write: one cookie per line, seven TAB-separated fields (domain,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The transfer engine of one worker process: a libcurl multi handle and a
  * fixed number of slots, each with its own easy handle made after fork()

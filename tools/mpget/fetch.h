@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #ifndef MPGET_FETCH_H
 #define MPGET_FETCH_H
 

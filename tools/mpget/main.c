@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * mpget's command line: options, --help, and the URL list; run.c does
  * the rest.

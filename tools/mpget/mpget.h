@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #ifndef MPGET_H
 #define MPGET_H
 

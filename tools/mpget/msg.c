@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Messages: the one place mpget writes text for people.  Everything goes
  * to stderr so that stdout stays free; when a live progress line is on

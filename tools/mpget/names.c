@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * File names: where a download may be saved.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * NAME.part, the file a download is written to.
  *

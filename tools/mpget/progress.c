@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Progress, drawn by the parent from the workers' shared counters and the
  * results it has received.  On a terminal: one line redrawn a few times a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * --limit-rate: one limit for all the transfers of all the workers.
  *

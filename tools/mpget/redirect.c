@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Redirects are followed here, not by libcurl, so that the -H headers go
  * to the URL's own host only (libcurl would send them to any host but for

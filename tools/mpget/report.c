@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The end of a run: the summary on stderr (counts, bytes, time, rate, and
  * every failure with its reason) and, with --report, the per-URL results

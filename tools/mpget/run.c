@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The parent process: it prepares the jobs, starts the workers, feeds the
  * job queue, collects results, draws progress and ends the run.

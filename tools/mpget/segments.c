@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Segmented downloads (-s, -x): one file over several connections.
  *

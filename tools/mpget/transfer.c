@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * One slot's libcurl easy handle: its options, the header and body
  * callbacks, and starting a request.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The URL list: command-line arguments and -i files (or "-" for stdin).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A worker process: takes jobs from the job queue as long as it has free
  * slots, runs them on its engine (fetch.c), and puts every outcome on the

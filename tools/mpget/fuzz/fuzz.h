@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #ifndef MPGET_FUZZ_H
 #define MPGET_FUZZ_H
 

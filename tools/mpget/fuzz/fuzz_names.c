@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The file name code on arbitrary bytes: a URL path segment, a
  * Content-Disposition value, a name to number, and a list of names that

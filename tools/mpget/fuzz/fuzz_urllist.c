@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The URL list parser on arbitrary input: the input is the -i file (read
  * through a memfd, as urllist_read reads any file), parsed leniently and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* What names.c promises, checked after every fuzz input. */
 #include <stdlib.h>
 #include <string.h>

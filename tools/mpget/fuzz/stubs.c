@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * msg.c's errorf() for the fuzz targets: it formats the message, so a bad
  * argument is still found, and prints nothing.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """An HTTP server on 127.0.0.1 that misbehaves on purpose, for mpget's
 tests: what nginx will not do (fail, reset, stall, lie about sizes,
 ignore Range, redirect badly, suggest evil names).  Python standard

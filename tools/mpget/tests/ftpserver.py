@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """A small FTP server for mpget's tests, on 127.0.0.1 only (passive mode,
 binary, RETR with REST, SIZE, MDTM): the commands libcurl uses to fetch a
 file.  Files come from a dict; every command is logged.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # A private nginx on 127.0.0.1 for mpget's tests, demo and benchmark.
 #
 #   nginx.sh start ROOT STATEDIR [WORKERS]   serve ROOT; prints the port

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """A small forward proxy for mpget's tests, on 127.0.0.1 only: plain
 requests in absolute form are sent on to their origin, CONNECT is
 tunnelled.  Every request line is logged, so a test can tell that a

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """mpget's network tests, on 127.0.0.1 only: nginx (started here with its
 own config on a free port) and faultserver.py for what nginx cannot do.
 
