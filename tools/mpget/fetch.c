@@ -280,11 +280,15 @@ static void finish(struct engine *e, struct xfer *x, CURLcode rc)
 			return xfer_fail(e, x, why, false);
 	}
 	if (rc == CURLE_OK && x->checked && !x->discard && !x->fail) {
+		curl_easy_getinfo(x->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T,
+				  &cl);
+		/* A body that came whole into the buffer (a small file)
+		 * is created, written and placed in one go (part.c). */
+		if (x->fd < 0)
+			x->at_once = cl < 0 || (uint64_t)cl == x->got;
 		part_flush(x);
 	}
 	if (rc == CURLE_OK && x->checked && !x->discard && !x->fail) {
-		curl_easy_getinfo(x->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T,
-				  &cl);
 		if (cl >= 0 && (uint64_t)cl != x->got) {
 			snprintf(why, sizeof(why),
 				 "got %llu bytes of %lld (Content-Length)",
@@ -314,6 +318,7 @@ static void finish(struct engine *e, struct xfer *x, CURLcode rc)
 		/* An empty body: no write callback ran. */
 		x->checked = true;
 		xfer_check_response(x);
+		x->at_once = x->fd < 0;
 		if (x->fail == F_NONE && (!x->md || part_verify_sum(x))) {
 			part_place(e, x);
 			return;

@@ -69,6 +69,8 @@ struct xfer {
 	bool no_split;        /* fetch it whole: splitting failed */
 	/* this attempt */
 	bool checked;         /* the response code was looked at */
+	bool at_once;         /* the whole body is in buf: the .part is
+				 created, written and placed in one go */
 	bool paused;          /* by the rate limit: libcurl holds a chunk */
 	bool discard;         /* an error response: its body is dropped */
 	int fail;

@@ -5,8 +5,11 @@
  * The body goes to NAME.part, created only when the first byte of a
  * successful response arrives (an error response leaves nothing on disk)
  * and written from a buffer in large writes.  NAME.part is always a new
- * file (unlink, then O_CREAT|O_EXCL): whatever was planted there, a hard
- * link to a file elsewhere or a FIFO, is never opened.  When the transfer
+ * file (O_CREAT|O_EXCL, after removing what is in the way): whatever was
+ * planted there, a hard link to a file elsewhere or a FIFO, is never
+ * opened.  A small file, whose whole body fits the buffer, costs openat,
+ * write, fstat, fdatasync, renameat2, fsync of the folder and close:
+ * no validator, no look at the name (x->at_once).  When the transfer
  * is complete and verified (Content-Length, Content-Range, checksum) the
  * file is synced, checked to be still the inode we wrote, and renamed to
  * its name with RENAME_NOREPLACE, numbered if the name is taken: an
@@ -64,18 +67,22 @@ void part_store_validator(struct xfer *x)
  * a .part with bytes in it is open already). */
 int part_open(struct xfer *x)
 {
+	const int flags = O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_NONBLOCK |
+			  O_CLOEXEC;
 	struct stat st;
 
 	/* NAME.part is this job's name: what is there is a leftover of an
 	 * earlier run, or planted.  Opening it could write through a hard
-	 * link to a file outside DIR, or block forever on a FIFO; so it
-	 * goes, and O_EXCL makes sure we write to the file we create.
-	 * O_NONBLOCK: even a FIFO raced in cannot block us. */
-	unlinkat(x->e->dirfd, x->part, 0);
-	x->fd = openat(x->e->dirfd, x->part,
-		       O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_NONBLOCK |
-			       O_CLOEXEC,
-		       0644);
+	 * link to a file outside DIR, or block forever on a FIFO; so
+	 * O_EXCL makes sure we write to the file we create, and what is
+	 * in the way goes (tried first: a leftover is rare, and the
+	 * unlink would be one more system call per file).  O_NONBLOCK:
+	 * even a FIFO raced in cannot block us. */
+	x->fd = openat(x->e->dirfd, x->part, flags, 0644);
+	if (x->fd < 0 && errno == EEXIST) {
+		unlinkat(x->e->dirfd, x->part, 0);
+		x->fd = openat(x->e->dirfd, x->part, flags, 0644);
+	}
 	if (x->fd < 0)
 		return -errno;
 	if (fstat(x->fd, &st) < 0 || !S_ISREG(st.st_mode)) {
@@ -87,7 +94,10 @@ int part_open(struct xfer *x)
 	x->ino = st.st_ino;
 	x->part_exists = true;
 	x->offset = 0;
-	part_store_validator(x);
+	/* A body that is whole in the buffer is placed right after this:
+	 * no later run resumes it, so it needs no validator. */
+	if (!x->at_once)
+		part_store_validator(x);
 	return 0;
 }
 
@@ -155,6 +165,11 @@ static int check_part(struct engine *e, struct xfer *x, char *why,
 		x->exit = EXIT_WRITE;
 		return -1;
 	}
+	/* A .part made at once, just now, has had no download during
+	 * which to be replaced: a look at its name would narrow no window
+	 * that the look itself does not leave open until the rename. */
+	if (x->at_once)
+		return 0;
 	if (fstatat(e->dirfd, x->part, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
 	    st.st_dev != x->dev || st.st_ino != x->ino) {
 		/* Not ours any more: leave it where it is. */
