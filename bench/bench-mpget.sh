@@ -1,22 +1,38 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# mpget against the batch downloaders people use, in the same run, on the
-# same local nginx (127.0.0.1 only); every downloaded file's sha-256 is
-# checked, and a run with a wrong file does not count.
+# mpget against the downloaders people use, in the same run, on the same
+# local nginx (127.0.0.1 only, one worker process); every byte of every
+# downloaded file is checked (sha-256 for the small files, cmp for the
+# big ones), and a run with a wrong or missing file does not count.
 #
 #   bench/bench-mpget.sh BUILD_DIR
 #
-# Scenarios: MPGET_BENCH_FILES files of 16 KiB with 8 connections
-# (default 2000), and 4 files of MPGET_BENCH_MB MiB with 4 connections
-# (default 256).  xargs starts a curl per file, so it gets only
-# MPGET_BENCH_XARGS files (default 200) and its rate is extrapolated.
+# Scenarios (MPGET_BENCH_SCENARIOS, default "small large split"):
+#   small  MPGET_BENCH_FILES files of 16 KiB (default 2000), 8
+#          connections each, 5 runs.  xargs starts a curl per file, so it
+#          gets only MPGET_BENCH_XARGS files (default 200) and its rate is
+#          extrapolated.
+#   large  4 files of MPGET_BENCH_MB MiB (default 256), 4 connections,
+#          3 runs.
+#   split  one file of MPGET_BENCH_SPLIT_MB MiB (default 256) from a
+#          location nginx limits to MPGET_BENCH_RATE per connection
+#          (default 4m, the WAN case splitting is for): mpget -x 8 -s 8,
+#          aria2c -x 8 -s 8 -k 1M and mpget on one connection, 3 runs.
+# mpget's default fsyncs every file before its rename and its folder
+# after (a file under its name survives a power cut whole); the peers do
+# not, so the small files also run with --no-fsync, the same work as
+# theirs.  On the tmpfs used here a sync is cheap; on a disk it is not
+# (mpget(1), --no-fsync).
+# MPGET_BENCH_OLD=PATH adds another mpget build (e.g. an older commit) to
+# the small and large scenarios, named MPGET_BENCH_OLD_NAME.
 # MPGET_BENCH_DIR picks where files go (default: a tmpfs when there is
 # one, so the disk does not decide).  The machines are shared and noisy:
-# each implementation runs MPGET_BENCH_REPS times (default 5), in rounds
-# that interleave the implementations; the table shows the median, min
-# and max of its runs, and the ratios are of medians.  BENCH_QUICK=1:
-# 200 small files, 8 MiB large ones, 50 for xargs, 3 runs (a smoke test,
-# not figures).  Rows go to $MP_BENCH_CSV as well (bench.h's format).
+# each implementation runs several times (BENCH_RUNS overrides), in
+# rounds that interleave the implementations; the table shows the
+# median, min and max of its runs, and the ratios are of medians.
+# BENCH_QUICK=1: 200 small files, 8 MiB large ones, a 16 MiB split file,
+# 50 for xargs, 3 runs (a smoke test of a minute, not figures).  Rows go
+# to $MP_BENCH_CSV as well (bench.h's format).
 set -uo pipefail
 build=${1:-build}
 build=$(cd "$build" && pwd)
@@ -24,21 +40,31 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 if [ -n "${BENCH_QUICK:-}" ] && [ "${BENCH_QUICK}" != 0 ]; then
 	nfiles=${MPGET_BENCH_FILES:-200}
 	mb=${MPGET_BENCH_MB:-8}
+	split_mb=${MPGET_BENCH_SPLIT_MB:-16}
 	nxargs=${MPGET_BENCH_XARGS:-50}
-	reps=${MPGET_BENCH_REPS:-${BENCH_RUNS:-3}}
+	reps_small=${BENCH_RUNS:-3}
+	reps_big=${BENCH_RUNS:-3}
 else
 	nfiles=${MPGET_BENCH_FILES:-2000}
 	mb=${MPGET_BENCH_MB:-256}
+	split_mb=${MPGET_BENCH_SPLIT_MB:-256}
 	nxargs=${MPGET_BENCH_XARGS:-200}
-	reps=${MPGET_BENCH_REPS:-${BENCH_RUNS:-5}}
+	reps_small=${BENCH_RUNS:-5}
+	reps_big=${BENCH_RUNS:-3}
 fi
+rate=${MPGET_BENCH_RATE:-4m}
+scenarios=${MPGET_BENCH_SCENARIOS:-small large split}
 mpget=$build/tools/mpget/mpget
+old=${MPGET_BENCH_OLD:-}
+old_name=${MPGET_BENCH_OLD_NAME:-mpget (old)}
 nginx_sh=$here/tools/mpget/tests/nginx.sh
 
 if [ ! -x "$mpget" ]; then
 	echo "bench-mpget: $mpget is not built; skipped" >&2
 	exit 0
 fi
+[ -z "$old" ] || [ -x "$old" ] || { echo "bench-mpget: no $old" >&2; exit 1; }
+want() { [[ " $scenarios " == *" $1 "* ]]; }
 base_dir=${MPGET_BENCH_DIR:-}
 if [ -z "$base_dir" ]; then
 	base_dir=/dev/shm
@@ -53,22 +79,29 @@ trap cleanup EXIT INT TERM
 
 have() { command -v "$1" >/dev/null 2>&1; }
 
-# The files: random bytes, and their sums.
-mkdir -p "$work/www/s" "$work/www/l"
-head -c $((nfiles * 16384)) /dev/urandom |
-	split -a 5 -d -b 16384 - "$work/www/s/f"
-for i in 1 2 3 4; do
-	head -c $((mb << 20)) /dev/urandom >"$work/www/l/big$i.bin"
-done
-(cd "$work/www/s" && sha256sum -- * >"$work/small.sum")
-(cd "$work/www/l" && sha256sum -- * >"$work/large.sum")
-port=$("$nginx_sh" start "$work/www" "$work/nginx" 1) || exit 1
+# The files: random bytes, and the small ones' sums.
+mkdir -p "$work/www/s" "$work/www/l" "$work/www/slow"
+if want small; then
+	head -c $((nfiles * 16384)) /dev/urandom |
+		split -a 5 -d -b 16384 - "$work/www/s/f"
+	(cd "$work/www/s" && sha256sum -- * >"$work/small.sum")
+fi
+if want large; then
+	for i in 1 2 3 4; do
+		head -c $((mb << 20)) /dev/urandom >"$work/www/l/big$i.bin"
+	done
+fi
+want split && head -c $((split_mb << 20)) /dev/urandom >"$work/www/slow/big.bin"
+echo "location /slow/ { limit_rate $rate; }" >"$work/server.conf"
+port=$(MPGET_NGINX_SERVER=$work/server.conf "$nginx_sh" start \
+	"$work/www" "$work/nginx" 1) || exit 1
 for f in "$work"/www/s/*; do
-	echo "http://127.0.0.1:$port/s/$(basename "$f")"
+	[ -e "$f" ] && echo "http://127.0.0.1:$port/s/$(basename "$f")"
 done >"$work/small.urls"
-for i in 1 2 3 4; do
-	echo "http://127.0.0.1:$port/l/big$i.bin"
+for f in "$work"/www/l/*; do
+	[ -e "$f" ] && echo "http://127.0.0.1:$port/l/$(basename "$f")"
 done >"$work/large.urls"
+echo "http://127.0.0.1:$port/slow/big.bin" >"$work/split.urls"
 
 # curl -K config files: url + output per file.
 curl_cfg() { # URLS OUTDIR
@@ -79,35 +112,49 @@ curl_cfg() { # URLS OUTDIR
 
 now() { date +%s.%N; }
 
-# run IMPL SCENARIO URLS SUMS COUNT CMD...: time CMD (run in $work/out),
+# check SCENARIO URLS COUNT: every file of the first COUNT URLS is in
+# $work/out with the right bytes.
+check() {
+	local names
+	names=$(sed 's|.*/||' "$2" | head -n "$3")
+	if [ "$1" = small ]; then
+		(cd "$work/out" && sha256sum -c --quiet <(awk \
+			'NR == FNR { w[$0] = 1; next } ($2 in w)' \
+			<(echo "$names") "$work/small.sum")) >/dev/null 2>&1
+		return
+	fi
+	local dir=l n
+	[ "$1" = split ] && dir=slow
+	for n in $names; do
+		cmp -s "$work/www/$dir/$n" "$work/out/$n" || return 1
+	done
+}
+
+# run IMPL SCENARIO URLS COUNT CMD...: time CMD (run in $work/out),
 # check every file, add the time to the runs of IMPL in times[].
 declare -A times count_of failed
 order=()
 run() {
-	local impl=$1 scen=$2 urls=$3 sums=$4 count=$5
-	shift 5
+	local impl=$1 scen=$2 urls=$3 count=$4
+	shift 4
 	local key="$scen,$impl"
 	[ -n "${count_of[$key]:-}" ] || order+=("$key")
 	count_of[$key]=$count
 	[ -n "${failed[$key]:-}" ] && return
 	rm -rf "$work/out"
 	mkdir -p "$work/out"
-	local t0 t1 secs want
+	local t0 t1
 	t0=$(now)
 	if ! (cd "$work/out" && "$@") >/dev/null 2>"$work/err"; then
 		failed[$key]="failed: $(head -c 200 "$work/err" | tr '\n' ' ')"
 		return
 	fi
 	t1=$(now)
-	want=$(awk 'NR == FNR { w[$0] = 1; next } ($2 in w)' \
-		<(sed 's|.*/||' "$urls" | head -n "$count") "$sums")
-	if ! (cd "$work/out" && sha256sum -c --quiet <(echo "$want")) \
-		>/dev/null 2>&1; then
+	if ! check "$scen" "$urls" "$count"; then
 		failed[$key]="wrong or missing files"
 		return
 	fi
-	secs=$(echo "$t1 - $t0" | bc -l)
-	times[$key]="${times[$key]:-} $secs"
+	times[$key]="${times[$key]:-} $(echo "$t1 - $t0" | bc -l)"
 }
 
 # stats WORK TIMES...: "median min max runs" of the rates WORK / time.
@@ -133,13 +180,17 @@ table() {
 			echo "| $scen | $impl | ${failed[$key]} | | | | 0 |"
 			continue
 		fi
-		if [ "$scen" = small ]; then
+		case $scen in
+		small)
 			work=${count_of[$key]}
-			unit=files/s
-		else
+			unit=files/s ;;
+		large)
 			work=$(echo "${count_of[$key]} * $mb * 1.048576" | bc -l)
-			unit=MB/s
-		fi
+			unit=MB/s ;;
+		split)
+			work=$(echo "$split_mb * 1.048576" | bc -l)
+			unit=MB/s ;;
+		esac
 		# shellcheck disable=SC2086 # the times are one word each
 		read -r med min max n < <(stats "$work" ${times[$key]})
 		result[$key]=$med
@@ -169,12 +220,15 @@ four_curls() { # CFGPREFIX
 	return $rc
 }
 
-scenario() { # NAME URLS SUMS CONNS COUNT
-	local s=$1 urls=$2 sums=$3 j=$4 count=$5 out=$work/out
-	run mpget "$s" "$urls" "$sums" "$count" \
-		"$mpget" -q -j "$j" -i "$urls"
+batch() { # NAME CONNS COUNT: one round of the batch scenarios
+	local s=$1 j=$2 count=$3 out=$work/out urls=$work/$1.urls
+	run mpget "$s" "$urls" "$count" "$mpget" -q -j "$j" -i "$urls"
+	[ "$s" = small ] && run "mpget --no-fsync" "$s" "$urls" "$count" \
+		"$mpget" -q -j "$j" --no-fsync -i "$urls"
+	[ -n "$old" ] && run "$old_name" "$s" "$urls" "$count" \
+		"$old" -q -j "$j" -i "$urls"
 	if have aria2c; then
-		run aria2c "$s" "$urls" "$sums" "$count" \
+		run aria2c "$s" "$urls" "$count" \
 			aria2c -q -j "$j" -x 1 -s 1 -i "$urls" \
 			--file-allocation=none --auto-file-renaming=false \
 			--allow-overwrite=true --summary-interval=0 \
@@ -182,63 +236,87 @@ scenario() { # NAME URLS SUMS CONNS COUNT
 	fi
 	if have curl; then
 		curl_cfg "$urls" "$out" >"$work/$s.cfg"
-		run "curl --parallel" "$s" "$urls" "$sums" "$count" \
+		run "curl --parallel" "$s" "$urls" "$count" \
 			curl -s -f --parallel --parallel-immediate \
 			--parallel-max "$j" -K "$work/$s.cfg"
 	fi
 	if have wget2; then
-		run wget2 "$s" "$urls" "$sums" "$count" \
+		run wget2 "$s" "$urls" "$count" \
 			wget2 -q --max-threads="$j" --no-robots -i "$urls" \
 			--no-hsts --no-netrc
 	fi
 	if have curl; then
 		rm -f "$work/$s.part."*
 		split_cfg "$urls" "$out" 4 "$work/$s.part."
-		run "4 curl -K" "$s" "$urls" "$sums" "$count" \
+		run "4 curl -K" "$s" "$urls" "$count" \
 			four_curls "$work/$s.part."
-		run "curl -K, 1 connection" "$s" "$urls" "$sums" "$count" \
+		run "curl -K, 1 connection" "$s" "$urls" "$count" \
 			curl -s -f -K "$work/$s.cfg"
 		local n=$count
 		[ "$s" = small ] && [ "$nxargs" -lt "$n" ] && n=$nxargs
 		head -n "$n" "$urls" >"$work/$s.xargs"
-		run "xargs -P $j curl" "$s" "$work/$s.xargs" "$sums" "$n" \
+		run "xargs -P $j curl" "$s" "$work/$s.xargs" "$n" \
 			xargs -P "$j" -n 1 curl -s -f -O <"$work/$s.xargs"
 	fi
 }
 
-ratio() { # SCENARIO PEER: the ratio of the medians
-	local ours=${result[$1,mpget]:-} peer=${result[$1,$2]:-} kind=ratio
+splitting() { # one round of the split scenario
+	local urls=$work/split.urls u
+	u=$(cat "$urls")
+	run "mpget -x 8 -s 8" split "$urls" 1 "$mpget" -q -x 8 -s 8 "$u"
+	have aria2c && run "aria2c -x 8 -s 8 -k 1M" split "$urls" 1 \
+		aria2c -q -x 8 -s 8 -k 1M --allow-overwrite=true \
+		--file-allocation=none --console-log-level=error "$u"
+	run "mpget -x 1 -s 1" split "$urls" 1 "$mpget" -q -x 1 -s 1 "$u"
+}
+
+ratio() { # SCENARIO OURS PEER [headline]: the ratio of the medians
+	local ours=${result[$1,$2]:-} peer=${result[$1,$3]:-} kind=ratio
 	[ -n "$ours" ] && [ -n "$peer" ] && [ "$peer" != 0 ] || return 0
 	local r
 	r=$(printf '%.2f' "$(echo "$ours / $peer" | bc -l)")
-	echo "| $1 | **mpget vs $2** | **${r}x** | | | ratio of medians | |"
-	# The README's summary: the two strongest peers.
-	case $2 in "curl --parallel" | wget2) kind=headline ;; esac
+	echo "| $1 | **$2 vs $3** | **${r}x** | | | ratio of medians | |"
+	[ -n "${4:-}" ] && kind=headline # the README's summary
 	if [ -n "${MP_BENCH_CSV:-}" ]; then
-		echo "$kind,$1,mpget vs ${2//,/;},$r,x" >>"$MP_BENCH_CSV"
+		echo "$kind,$1,${2//,/;} vs ${3//,/;},$r,x" >>"$MP_BENCH_CSV"
 	fi
 }
 
 echo
-echo "### mpget: batch downloads from a local nginx ($(nproc) CPUs shared by server and clients)"
+echo "### mpget: downloads from a local nginx ($(nproc) CPUs shared by server and clients)"
 echo
-echo "small: $nfiles files of 16 KiB, 8 connections (xargs: first $nxargs files," \
-	"rate extrapolated); large: 4 files of $mb MiB, 4 connections." \
-	"Every file's sha-256 is checked; median, min and max of $reps" \
-	"interleaved runs."
+want small && echo "small: $nfiles files of 16 KiB, 8 connections (xargs:" \
+	"first $nxargs files, rate extrapolated), $reps_small runs."
+want large && echo "large: 4 files of $mb MiB, 4 connections, $reps_big runs."
+want split && echo "split: one file of $split_mb MiB from a location" \
+	"limited to $rate/s per connection, $reps_big runs."
+echo "Every byte of every file is checked; median, min and max of" \
+	"interleaved runs, ratios of medians.  mpget fsyncs each file by" \
+	"default, the peers do not: \`mpget --no-fsync\` is the same work" \
+	"as theirs."
+[ -n "$old" ] && echo "\`$old_name\` is $old."
 echo
 echo "| scenario | implementation | median | min | max | unit | runs |"
 echo "| --- | --- | ---: | ---: | ---: | --- | ---: |"
-for _ in $(seq "$reps"); do
-	scenario small "$work/small.urls" "$work/small.sum" 8 "$nfiles"
-done
-for _ in $(seq "$reps"); do
-	scenario large "$work/large.urls" "$work/large.sum" 4 4
-done
+if want small; then
+	for _ in $(seq "$reps_small"); do batch small 8 "$nfiles"; done
+fi
+if want large; then
+	for _ in $(seq "$reps_big"); do batch large 4 4; done
+fi
+if want split; then
+	for _ in $(seq "$reps_big"); do splitting; done
+fi
 table
 for s in small large; do
 	for p in aria2c "curl --parallel" wget2 "4 curl -K" \
 		"curl -K, 1 connection" "xargs -P 8 curl" "xargs -P 4 curl"; do
-		ratio "$s" "$p"
+		case $p in "curl --parallel" | wget2) h=1 ;; *) h= ;; esac
+		ratio "$s" mpget "$p" $h
 	done
+	ratio "$s" "mpget --no-fsync" "curl --parallel"
+	ratio "$s" "mpget --no-fsync" wget2
+	ratio "$s" mpget "$old_name"
 done
+ratio split "mpget -x 8 -s 8" "aria2c -x 8 -s 8 -k 1M" 1
+ratio split "mpget -x 8 -s 8" "mpget -x 1 -s 1"
