@@ -9,6 +9,7 @@
  * cannot be used is reported with its file and line number and skipped;
  * the caller decides (--strict) whether that stops the run.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,10 +18,35 @@
 
 #include "mpget.h"
 
+/* The length of "scheme://authority/" in url, 0 when there is none. */
+static size_t origin_len(const char *url)
+{
+	const char *p = strstr(url, "://");
+	const char *slash = p ? strchr(p + 3, '/') : NULL;
+
+	return slash ? (size_t)(slash - url) + 1 : 0;
+}
+
+/* Whether what follows an accepted origin is a path no parser refuses:
+ * letters, digits and -._~/ only. */
+static bool plain_path(const char *p)
+{
+	for (; *p; p++)
+		if (!isalnum((unsigned char)*p) && !strchr("-._~/", *p))
+			return false;
+	return true;
+}
+
 /* Only http, https, ftp and ftps, no whitespace or control characters,
- * and a host.  libcurl's URL parser has the last word. */
+ * and a host.  libcurl's URL parser has the last word, except for a
+ * plain path on the origin of the URL it accepted last: a list of
+ * thousands of files from one server is mostly that, and parsing each
+ * cost the parent 5,000 instructions a URL (callgrind) before the
+ * first worker started. */
 bool url_is_acceptable(const char *url, const char **why)
 {
+	static char last[512]; /* the last accepted URL's origin */
+	static size_t last_len;
 	CURLU *u;
 	CURLUcode rc;
 	char *host = NULL;
@@ -41,6 +67,9 @@ bool url_is_acceptable(const char *url, const char **why)
 			return false;
 		}
 	}
+	if (last_len && !strncmp(url, last, last_len) &&
+	    plain_path(url + last_len))
+		return true;
 	u = curl_url();
 	if (!u) {
 		*why = "out of memory";
@@ -52,6 +81,11 @@ bool url_is_acceptable(const char *url, const char **why)
 	     *host;
 	if (!ok)
 		*why = rc != CURLUE_OK ? curl_url_strerror(rc) : "no host";
+	last_len = 0;
+	if (ok && (last_len = origin_len(url)) < sizeof(last))
+		memcpy(last, url, last_len);
+	else
+		last_len = 0;
 	curl_free(host);
 	curl_url_cleanup(u);
 	return ok;
