@@ -1,7 +1,9 @@
 # SPDX-License-Identifier: MIT
 """A small FTP server for mpget's tests, on 127.0.0.1 only (passive mode,
 binary, RETR with REST, SIZE, MDTM): the commands libcurl uses to fetch a
-file.  Files come from a dict; every command is logged.
+file.  Files come from a dict; every command is logged.  With tls=(cert,
+key) it is an implicit FTPS server (ftps://): TLS on the control
+connection from the first byte, and on every data connection (PROT P).
 
   srv, port = ftpserver.start({"/dir/name": b"bytes"}, user="u", pw="p")
   srv.hold["/dir/name"] = 0.4   # the next RETR sends 40%, then waits
@@ -10,10 +12,28 @@ file.  Files come from a dict; every command is logged.
 
 import socket
 import socketserver
+import ssl
 import threading
 
 
+def tls_close(conn):
+    """End a TLS data connection with close_notify: OpenSSL 3 takes a
+    bare EOF for a truncation attack and fails the transfer."""
+    try:
+        conn.settimeout(5)
+        conn.unwrap()
+    except (OSError, ValueError):
+        pass
+    conn.close()
+
+
 class Handler(socketserver.StreamRequestHandler):
+    def setup(self):
+        if self.server.tls:
+            self.request = self.server.tls.wrap_socket(self.request,
+                                                       server_side=True)
+        super().setup()
+
     def reply(self, text):
         self.wfile.write((text + "\r\n").encode())
         self.wfile.flush()
@@ -55,7 +75,7 @@ class Handler(socketserver.StreamRequestHandler):
                     self.reply("250 ok")
                 else:
                     self.reply("550 no such directory")
-            elif cmd in ("TYPE", "MODE", "STRU"):
+            elif cmd in ("TYPE", "MODE", "STRU", "PBSZ", "PROT"):
                 self.reply("200 ok")
             elif cmd in ("EPSV", "PASV"):
                 if data:
@@ -89,6 +109,8 @@ class Handler(socketserver.StreamRequestHandler):
                     continue
                 self.reply("150 opening data connection")
                 conn, _ = data.accept()
+                if srv.tls:
+                    conn = srv.tls.wrap_socket(conn, server_side=True)
                 body = f[rest:]
                 hold = srv.hold.pop(name, None)
                 try:
@@ -103,7 +125,10 @@ class Handler(socketserver.StreamRequestHandler):
                     conn.sendall(body)
                 except OSError:
                     pass
-                conn.close()
+                if srv.tls:
+                    tls_close(conn)
+                else:
+                    conn.close()
                 data.close()
                 data = None
                 rest = 0
@@ -125,8 +150,12 @@ class Server(socketserver.ThreadingTCPServer):
         """A client that goes away is normal here."""
 
 
-def start(files, user=None, pw=None):
+def start(files, user=None, pw=None, tls=None):
     srv = Server(("127.0.0.1", 0), Handler)
+    srv.tls = None
+    if tls:
+        srv.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        srv.tls.load_cert_chain(*tls)
     srv.files = files
     srv.user, srv.pw = user, pw
     srv.hold = {}

@@ -1775,6 +1775,45 @@ def ftp(env):
         ftpserver.stop(srv)
 
 
+@case
+def ftps(env):
+    """ftps:// (implicit TLS, data connections too) from a server whose
+    certificate a private CA signed: refused without --cacert (a TLS
+    error, exit 4, nothing left), fetched whole with it, checksums too,
+    and -c after SIGKILL resumes with REST."""
+    p = make_pki(os.path.join(env.work, "pki"))
+    big = body("ftpsbig", 4 << 20)
+    files = {"/pub/a.bin": body("ftpsa", 300000),
+             "/pub/b.bin": body("ftpsb", 20000), "/pub/big.bin": big}
+    srv, port = ftpserver.start(files, user="u", pw="p",
+                                tls=(p("server.pem"), p("server.key")))
+    try:
+        base = "ftps://u:p@127.0.0.1:%d/pub" % port
+        check(env.run([base + "/a.bin", "--retries", "0"]) == 4,
+              "no --cacert: exit 4")
+        env.expect_files([])
+        lst = env.listfile("%s/a.bin\n  checksum=sha-256=%s\n%s/b.bin\n" %
+                           (base, hashlib.sha256(files["/pub/a.bin"])
+                            .hexdigest(), base))
+        check(env.run(["-i", lst, "--cacert", p("ca.pem")]) == 0,
+              "--cacert")
+        env.expect_file("a.bin", files["/pub/a.bin"])
+        env.expect_file("b.bin", files["/pub/b.bin"])
+        check("PROT P" in srv.log, "data over TLS: %s" % srv.log)
+        shutil.rmtree(env.out)
+        srv.hold["/pub/big.bin"] = 0.4
+        have = kill_mid_body(env, base + "/big.bin", "big.bin",
+                             ["--cacert", p("ca.pem")])
+        n = len(srv.log)
+        check(env.run(["-c", base + "/big.bin", "--cacert", p("ca.pem")])
+              == 0, "resume")
+        env.expect_file("big.bin", big)
+        check("REST %d" % have in srv.log[n:], "REST %d: %s" %
+              (have, srv.log[n:]))
+    finally:
+        ftpserver.stop(srv)
+
+
 
 # ------------------------------------------------ issue 15: progress
 
