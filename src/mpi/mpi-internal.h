@@ -12,9 +12,10 @@
  *	the chunk's input bytes
  * rank 0 -> worker, TAG_STOP: no bytes; the worker finalizes and exits.
  * worker -> rank 0, in the order the chunks came:
- *	TAG_RES (JOB_MAP, JOB_APPLY): struct chunk_rec (state 0), then for a
- *	map with want_errs count int32 errors, then the results (a map:
- *	count * out_size bytes; an apply: its result's length, at most cap)
+ *	TAG_RES (JOB_MAP, JOB_APPLY): struct chunk_rec (state 0), then the
+ *	results (a map: count * out_size bytes; an apply: its result's
+ *	length, at most cap), then for a map with want_errs count int32
+ *	errors
  *	TAG_BUFS (JOB_BUFS): struct bufs_hdr, count struct bufs_res, then
  *	the results' bytes one after the other
  * Both sides are the same program built from the same tree, so the

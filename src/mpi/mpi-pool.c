@@ -208,12 +208,12 @@ static void send_chunk(struct mp_pool *p, struct mpi_be *b, int wi,
 			ra[1] = r->sh_out;
 			rl[1] = r->out_size;
 		} else {
+			ra[1] = r->sh_out + lo * r->out_size;
+			rl[1] = (hi - lo) * r->out_size;
 			if (r->errs) {
-				ra[1] = &r->errs[lo];
-				rl[1] = (hi - lo) * sizeof(int32_t);
+				ra[2] = &r->errs[lo];
+				rl[2] = (hi - lo) * sizeof(int32_t);
 			}
-			ra[2] = r->sh_out + lo * r->out_size;
-			rl[2] = (hi - lo) * r->out_size;
 		}
 		MPI_Datatype rt = gather_type(3, ra, rl);
 		MPI_Irecv(MPI_BOTTOM, 1, rt, dest, TAG_RES, MPI_COMM_WORLD, rq);

@@ -102,8 +102,11 @@ static void send_fixed(struct outbuf *o, const struct task_hdr *h,
 		MPI_Abort(MPI_COMM_WORLD, 12);
 	}
 	struct chunk_rec rec = {0};
-	int32_t *ev = (int32_t *)(b + sizeof(rec));
-	char *out = b + sizeof(rec) + errs;
+	/* The results right after the record (16-byte aligned, as in the
+	 * local pool's blocks), then the errors, written with memcpy (at
+	 * any alignment). */
+	char *out = b + sizeof(rec);
+	char *ev = out + outs;
 	size_t len = total;
 
 	if (outs)
@@ -114,7 +117,7 @@ static void send_fixed(struct outbuf *o, const struct task_hdr *h,
 		rec.err = ferr;
 		rec.value = (int64_t)h->lo;
 		for (size_t i = 0; errs && i < count; i++)
-			ev[i] = ferr;
+			memcpy(ev + i * 4, &ferr, 4);
 	} else if (h->kind == JOB_APPLY) {
 		mp_apply_fn fn = (mp_apply_fn)f;
 		ssize_t r = fn(in, h->in_size, out, h->out_size);
@@ -132,7 +135,7 @@ static void send_fixed(struct outbuf *o, const struct task_hdr *h,
 				   h->out_size ? out + i * h->out_size : NULL);
 			if (MP__UNLIKELY(r)) {
 				if (errs)
-					ev[i] = r;
+					memcpy(ev + i * 4, &r, 4);
 				if (!rec.err) {
 					rec.err = r;
 					rec.value = (int64_t)(h->lo + i);
