@@ -190,7 +190,7 @@ static void send_chunk(struct mp_pool *p, struct mpi_be *b, int wi,
 	} else if (r->kind == JOB_APPLY) {
 		a[1] = r->sh_in;
 		l[1] = r->in_size;
-	} else {
+	} else if (r->in_size) {
 		a[1] = r->sh_in + lo * r->in_size;
 		l[1] = (hi - lo) * r->in_size;
 	}
@@ -208,8 +208,10 @@ static void send_chunk(struct mp_pool *p, struct mpi_be *b, int wi,
 			ra[1] = r->sh_out;
 			rl[1] = r->out_size;
 		} else {
-			ra[1] = r->sh_out + lo * r->out_size;
-			rl[1] = (hi - lo) * r->out_size;
+			if (r->out_size) {
+				ra[1] = r->sh_out + lo * r->out_size;
+				rl[1] = (hi - lo) * r->out_size;
+			}
 			if (r->errs) {
 				ra[2] = &r->errs[lo];
 				rl[2] = (hi - lo) * sizeof(int32_t);
