@@ -65,11 +65,16 @@ readelf -d "$so" | grep -q "SONAME.*libmultiproc.so.$major" ||
 echo "symbols: ok ($(readelf --dyn-syms -W "$so" | grep -c '@@MULTIPROC_') versioned)"
 
 # Man pages: every public function of the header, by its own name.
-functions=$(python3 - "$here/include/multiproc" <<'EOF'
+# (those of <multiproc/mpi.h> only when libmultiproc-mpi is built).
+with_mpi=0
+[ -e "$build/libmultiproc-mpi.so" ] && with_mpi=1
+functions=$(python3 - "$here/include/multiproc" "$with_mpi" <<'EOF'
 import glob, re, sys
 pub = re.compile(r"^(?:MP_EXTERN|static inline)\b[^;{]*?\b(mp_\w+)\s*\(", re.M)
 names = set()
 for h in glob.glob(sys.argv[1] + "/*.h"):
+    if h.endswith("/mpi.h") and sys.argv[2] != "1":
+        continue
     names.update(pub.findall(open(h, encoding="utf-8").read()))
 print("\n".join(sorted(names)))
 EOF
