@@ -350,8 +350,47 @@ static int helper_timeout(void)
 	return 1;
 }
 
+static int slow(const void *in, void *out)
+{
+	(void)in;
+	usleep(5000); /* the work: 5 ms */
+	*(int64_t *)out = 1;
+	return 0;
+}
+
+/* Terminate with work in flight: the chunks the ranks hold finish, the
+ * others fail with MP_ECLOSED; the pool refuses more; free ends every
+ * rank. */
+static int helper_terminate(void)
+{
+	atexit(say_exit);
+	mp_pool *pool = mp_mpi_pool_new(NULL, NULL);
+	ASSERT_NOT_NULL(pool);
+	enum { N = 400 };
+	static int64_t in[N], out[N];
+	mp_async *a = mp_pool_map_async(pool, slow, in, 8, out, 8, N, 1);
+	ASSERT_NOT_NULL(a);
+	ASSERT_OK(mp_pool_terminate(pool));
+	ASSERT(mp_async_ready(a));
+	ASSERT_ERR(mp_async_get(a, NULL, 0, 0), MP_ECLOSED);
+	int done = 0;
+	for (int i = 0; i < N; i++)
+		done += out[i] == 1;
+	ASSERT(done < N);
+	errno = 0;
+	ASSERT(mp_pool_apply_async(pool, inc, &in[0], 8, 8) == NULL);
+	ASSERT_EQ(errno, -MP_ESTATE);
+	mp_async_free(a);
+	ASSERT_OK(mp_pool_join(pool));
+	mp_pool_free(pool);
+	printf("terminate: ok (%d of %d items ran)\n", done, N);
+	return 0;
+}
+
 int test_helper(int argc, char **argv)
 {
+	if (argc >= 1 && strcmp(argv[0], "terminate") == 0)
+		return helper_terminate();
 	if (argc < 1)
 		return 2;
 	if (strcmp(argv[0], "suite") == 0)
@@ -424,6 +463,13 @@ TEST(mpi_pool_one_rank_einval)
 	ASSERT(strstr(out_buf, "1 rank: EINVAL"));
 }
 
+TEST(mpi_pool_terminate_then_free)
+{
+	ASSERT_EQ(mpirun(3, "terminate", out_buf, sizeof(out_buf)), 0);
+	ASSERT(strstr(out_buf, "terminate: ok"));
+	ASSERT_EQ(count_lines(out_buf, ": exit\n"), 3);
+}
+
 TEST(mpi_pool_task_timeout_ends_job)
 {
 	double t0 = test_now();
@@ -436,6 +482,7 @@ TEST(mpi_pool_task_timeout_ends_job)
 #define CASES                                                              \
 	T_TIMEOUT(mpi_pool_four_ranks, 300), T_TIMEOUT(mpi_pool_two_ranks, 300), \
 		T_TIMEOUT(mpi_pool_one_rank_einval, 60),                   \
+		T_TIMEOUT(mpi_pool_terminate_then_free, 60),               \
 		T_TIMEOUT(mpi_pool_task_timeout_ends_job, 60)
 #else
 TEST(mpi_not_built)
