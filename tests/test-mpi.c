@@ -297,6 +297,10 @@ static void check_bad_input(mp_pool *pool)
 	ASSERT_ERR(mp_pool_map(pool, (mp_map_fn)(void *)not_code, &v, 8, &o,
 			       8, 1, 0),
 		   -ENOENT);
+	/* A chunk past an MPI message (2 GiB) is refused before anything
+	 * is read or sent. */
+	ASSERT_ERR(mp_pool_map(pool, sq, &v, (size_t)1 << 31, &o, 8, 1, 0),
+		   -EMSGSIZE);
 	printf("bad input: ok\n");
 }
 

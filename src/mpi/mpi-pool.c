@@ -39,8 +39,15 @@
  * Stopping: no chunk is sent after stop; the ones in flight are waited
  * for (a worker rank cannot be killed from here), then each rank gets
  * TAG_STOP, finalizes and exits.
+ *
+ * Progress: Open MPI moves messages only inside MPI calls, so a large
+ * chunk (one past the eager limit, some KiB) that rank 0 sent goes on
+ * once rank 0 is back in a pool call; the small ones of a busy rank were
+ * already delivered.  Messages are counted in int bytes: a chunk (input
+ * or results) past INT_MAX - 4096 bytes is -EMSGSIZE at submission.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,10 +111,35 @@ static const struct mp__fnid *fnid_cached(struct mpi_be *b, uintptr_t fn,
 	return &b->fns[k].id;
 }
 
+/* Whether every message of r fits an MPI count (int) of bytes. */
+static bool fits(const struct req *r)
+{
+	const size_t max = INT_MAX - 4096;
+	size_t cs = r->chunksize;
+
+	if (r->kind == JOB_APPLY)
+		return r->in_size <= max && r->out_size <= max;
+	if (r->kind == JOB_MAP)
+		return (!r->in_size || cs <= max / r->in_size) &&
+		       (!r->out_size || cs <= max / (r->out_size + 4));
+	if (cs > max / sizeof(struct buf_item))
+		return false;
+	for (size_t c = 0; c < r->nchunks; c++) {
+		size_t lo, hi;
+		mp__chunk_span(r, c, &lo, &hi);
+		uint64_t bytes = r->items[hi - 1].in_off +
+				 r->items[hi - 1].in_len - r->items[lo].in_off;
+		if (bytes > max - (hi - lo) * sizeof(struct buf_item))
+			return false;
+	}
+	return true;
+}
+
 static int be_prepare(struct mp_pool *p, struct req *r, uintptr_t fn)
 {
 	int e = 0;
-	(void)r;
+	if (!fits(r))
+		return -EMSGSIZE;
 	if (!fnid_cached(be_of(p), fn, &e)) {
 		fprintf(stderr,
 			"multiproc-mpi: a task function outside the program's "
@@ -462,10 +494,15 @@ static struct mpi_be *be_new(int nworkers)
 mp_pool *mp_mpi_pool_new_opts(int *argc, char ***argv,
 			      const mp_pool_opts *opts)
 {
-	int inited = 0, own = 0, rank = 0, size = 0;
+	int inited = 0, finalized = 0, own = 0, rank = 0, size = 0;
 
-	if (MPI_Initialized(&inited) != MPI_SUCCESS) {
+	if (MPI_Initialized(&inited) != MPI_SUCCESS ||
+	    MPI_Finalized(&finalized) != MPI_SUCCESS) {
 		errno = EIO;
+		return NULL;
+	}
+	if (finalized) { /* a second pool after the first finalized MPI */
+		errno = EINVAL;
 		return NULL;
 	}
 	if (!inited) {

@@ -7,6 +7,7 @@
  * Functions are resolved from their (build-id, offset) once and cached.
  */
 #include <errno.h>
+#include <limits.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -192,6 +193,11 @@ static void send_bufs(struct outbuf *o, const struct task_hdr *h,
 		}
 		memcpy(out.blk + sizeof(bh) + i * sizeof(res), &res,
 		       sizeof(res));
+	}
+	if (out.used > INT_MAX) {
+		fprintf(stderr, "multiproc-mpi: the results of one chunk "
+				"pass 2 GiB: use a smaller chunksize\n");
+		MPI_Abort(MPI_COMM_WORLD, 7);
 	}
 	memcpy(out.blk, &bh, sizeof(bh));
 	o->b = out.blk;
