@@ -24,10 +24,11 @@
  * arena block, which the core's mp__bufs_collect reads as a worker's.
  *
  * Waiting: MPI has no wait with a timeout that also sees probes, so a wait
- * polls (MPI_Testsome, MPI_Improbe): it spins 100 us, then yields the CPU
- * until 2 ms, then naps 50 us at a time (a rank that waits is cheap for
- * the others on a shared machine, at up to 50 us of latency after a long
- * idle spell).  Worker ranks wait for tasks the same way.
+ * polls (MPI_Testsome, MPI_Improbe): it spins 100 us (yielding the CPU at
+ * each turn when this machine runs more ranks than it has CPUs), then
+ * yields until 2 ms, then naps 50 us at a time (a rank that waits is
+ * cheap for the others on a shared machine, at up to 50 us of latency
+ * after a long idle spell).  Worker ranks wait for tasks the same way.
  *
  * Faults: a dead rank ends the job (Open MPI's default error handler);
  * opts.task_timeout ends it too, from rank 0, with a message (see
@@ -81,7 +82,6 @@ struct mpi_be {
 	MPI_Request *recv; /* nworkers * DEPTH, MPI_REQUEST_NULL when idle */
 	int *done_idx;
 	struct req *qhead, *qtail; /* requests with chunks to send */
-	int next_rank;
 	int inflight;
 	struct {
 		uintptr_t fn;
@@ -260,29 +260,36 @@ static void send_chunk(struct mp_pool *p, struct mpi_be *b, int wi,
 			      memory_order_relaxed);
 }
 
-/* Hand out chunks while some rank has a free slot. */
+/* Hand out chunks while some rank has a free slot: each to the rank
+ * with the fewest in flight, the lowest first among equals.  So a map's
+ * chunks spread evenly, while one task at a time (apply round trips)
+ * keeps going to the same rank, whose CPU is warm, and the others idle
+ * down to naps (see DESIGN: on a shared machine they would otherwise
+ * take the CPU from it). */
 static void fill(struct mp_pool *p, struct mpi_be *b)
 {
 	while (b->qhead && !b->stopped) {
-		bool sent = false;
-		for (int k = 0; k < b->nworkers && b->qhead; k++) {
-			int wi = b->next_rank;
-			b->next_rank = (b->next_rank + 1) % b->nworkers;
-			struct wrank *w = &b->w[wi];
-			if (w->seq_sent - w->seq_done >= DEPTH)
-				continue;
-			struct req *r = b->qhead;
-			send_chunk(p, b, wi, r, r->sent);
-			sent = true;
-			if (r->sent >= r->nchunks) {
-				b->qhead = r->be_next;
-				if (!b->qhead)
-					b->qtail = NULL;
-				r->be_next = NULL;
+		int wi = -1;
+		uint64_t least = DEPTH;
+		for (int k = 0; k < b->nworkers; k++) {
+			uint64_t n = b->w[k].seq_sent - b->w[k].seq_done;
+			if (n < least) {
+				least = n;
+				wi = k;
+				if (!n)
+					break;
 			}
 		}
-		if (!sent)
+		if (wi < 0)
 			return;
+		struct req *r = b->qhead;
+		send_chunk(p, b, wi, r, r->sent);
+		if (r->sent >= r->nchunks) {
+			b->qhead = r->be_next;
+			if (!b->qhead)
+				b->qtail = NULL;
+			r->be_next = NULL;
+		}
 	}
 }
 

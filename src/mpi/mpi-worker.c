@@ -34,9 +34,22 @@ struct outbuf {
 	MPI_Request req;
 };
 
+/* More ranks on this machine than CPUs: a spinning rank would hold the
+ * CPU that the rank it waits for needs. */
+static bool oversubscribed(void)
+{
+	static int v = -1;
+
+	if (v < 0) {
+		const char *s = getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+		v = s && atoi(s) > mp_cpu_count();
+	}
+	return v;
+}
+
 void mp__mpi_idle(int64_t idle_ns)
 {
-	if (idle_ns < SPIN_NS)
+	if (idle_ns < SPIN_NS && !oversubscribed())
 		return;
 	if (idle_ns < YIELD_NS) {
 		sched_yield();
