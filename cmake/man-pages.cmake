@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: MIT
 # Lay out the man pages for installing: cmake -DSRC=docs/man -DOUT=dir
-# -DVERSION=x.y.z -P man-pages.cmake.
+# -DVERSION=x.y.z [-DEXCLUDE=page.3;...] -P man-pages.cmake.
 #
 # Every page of docs/man is copied to OUT/manN/ with the version of this
 # build in its .TH line (so the version is written once, in CMakeLists.txt).
@@ -13,6 +13,10 @@ cmake_minimum_required(VERSION 3.20)
 
 file(REMOVE_RECURSE "${OUT}")
 file(GLOB pages "${SRC}/*.[0-9]")
+# -DEXCLUDE="a.3;b.3": pages of what this build leaves out (libmultiproc-mpi).
+foreach(x ${EXCLUDE})
+  list(REMOVE_ITEM pages "${SRC}/${x}")
+endforeach()
 list(SORT pages)
 set(linked "")
 set(real "")

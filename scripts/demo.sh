@@ -20,6 +20,17 @@ for src in "$here"/examples/[0-9]*.c; do
 		echo "(it needs a web server: it runs below, against a local one)"
 		continue
 	fi
+	case "$name" in
+	*-mpi-*)
+		# MPI examples: only with libmultiproc-mpi, under mpirun.
+		if [ ! -x "$build/examples/$name" ]; then
+			echo "(libmultiproc-mpi is not built: skipped)"
+			continue
+		fi
+		OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
+			mpirun --oversubscribe -np 4 "$build/examples/$name"
+		continue ;;
+	esac
 	"$build/examples/$name"
 done
 

@@ -65,11 +65,16 @@ readelf -d "$so" | grep -q "SONAME.*libmultiproc.so.$major" ||
 echo "symbols: ok ($(readelf --dyn-syms -W "$so" | grep -c '@@MULTIPROC_') versioned)"
 
 # Man pages: every public function of the header, by its own name.
-functions=$(python3 - "$here/include/multiproc" <<'EOF'
+# (those of <multiproc/mpi.h> only when libmultiproc-mpi is built).
+with_mpi=0
+[ -e "$build/libmultiproc-mpi.so" ] && with_mpi=1
+functions=$(python3 - "$here/include/multiproc" "$with_mpi" <<'EOF'
 import glob, re, sys
 pub = re.compile(r"^(?:MP_EXTERN|static inline)\b[^;{]*?\b(mp_\w+)\s*\(", re.M)
 names = set()
 for h in glob.glob(sys.argv[1] + "/*.h"):
+    if h.endswith("/mpi.h") and sys.argv[2] != "1":
+        continue
     names.update(pub.findall(open(h, encoding="utf-8").read()))
 print("\n".join(sorted(names)))
 EOF
@@ -124,6 +129,45 @@ cmake --build "$tmp/cm/build" >/dev/null
 ! readelf -d "$tmp/cm/build/app-static" | grep -q 'NEEDED.*libmultiproc' ||
 	fail "multiproc::multiproc_static links the shared library"
 echo "find_package builds (shared, static): ok"
+
+# libmultiproc-mpi, when the build has it: its files, its symbols
+# (mp_mpi_* at MULTIPROC_MPI_x), and the MPI example built with
+# pkg-config and with find_package (multiproc::mpi), run on 2 ranks.
+if [ -e "$build/libmultiproc-mpi.so" ]; then
+	for f in include/multiproc/mpi.h share/man/man3/mp_mpi_pool_new.3; do
+		[ -e "$prefix/$f" ] || fail "$f not installed"
+	done
+	for f in libmultiproc-mpi.so libmultiproc-mpi.so.$major \
+		pkgconfig/multiproc-mpi.pc cmake/multiproc/multiprocMpiTargets.cmake; do
+		[ -e "$libdir/$f" ] || fail "$f not installed in $libdir"
+	done
+	mso=$libdir/libmultiproc-mpi.so.$version
+	bad=$(readelf --dyn-syms -W "$mso" |
+		awk '$1 ~ /^[0-9]+:$/ && $7 != "UND" && $8 != "" && $4 != "SECTION"' |
+		awk '$8 !~ /^mp_mpi_[a-z0-9_]+@@MULTIPROC_MPI_[0-9.]+$/ &&
+			$8 !~ /^MULTIPROC_MPI_/ {print $8}')
+	[ -z "$bad" ] || fail "libmultiproc-mpi exports: $bad"
+	cp "$here/examples/13-mpi-pool.c" "$tmp/mpi-app.c"
+	# shellcheck disable=SC2046
+	cc -std=gnu11 -o "$tmp/mpi-app" "$tmp/mpi-app.c" \
+		$(pkg-config --cflags --libs multiproc-mpi) -Wl,-rpath,"$libdir"
+	mkdir -p "$tmp/cmm"
+	cat >"$tmp/cmm/CMakeLists.txt" <<CM
+cmake_minimum_required(VERSION 3.20)
+project(mpiapp C)
+find_package(multiproc $version REQUIRED)
+add_executable(mpi-app ../mpi-app.c)
+target_link_libraries(mpi-app PRIVATE multiproc::mpi)
+CM
+	cmake -S "$tmp/cmm" -B "$tmp/cmm/build" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
+	cmake --build "$tmp/cmm/build" >/dev/null
+	for app in "$tmp/mpi-app" "$tmp/cmm/build/mpi-app"; do
+		OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
+			mpirun --oversubscribe -np 2 "$app" | grep -q "1 worker processes" ||
+			fail "$app under mpirun -np 2 failed"
+	done
+	echo "libmultiproc-mpi (files, symbols, pkg-config and find_package builds under mpirun): ok"
+fi
 
 # 2. DESTDIR with PREFIX=/usr, as dh_auto_install does.
 stage=$tmp/stage

@@ -29,15 +29,6 @@
 
 #define OUT_MIN 4096
 
-struct mp_out {
-	struct wslot *w;
-	char *blk;    /* the chunk's result block, or NULL */
-	size_t cap;   /* its size */
-	size_t used;  /* bytes written, every item so far */
-	size_t start; /* where the current item's result begins */
-	int err;      /* the current item failed: later writes fail too */
-};
-
 void mp_bufs_free(mp_buf *b, size_t n)
 {
 	if (!b)
@@ -55,6 +46,14 @@ static int out_grow(mp_out *o, size_t need)
 
 	while (cap < need)
 		cap *= 2; /* need <= used + MP_POOL_RESULT_MAX: no overflow */
+	if (!o->w) { /* another back end's worker: its own memory */
+		char *rb = realloc(o->blk, cap);
+		if (!rb)
+			return -ENOMEM;
+		o->blk = rb;
+		o->cap = cap;
+		return 0;
+	}
 	char *nb = mp_shared_alloc(cap);
 	if (!nb)
 		return -ENOMEM;

@@ -116,6 +116,36 @@ struct worker {
 };
 
 struct stream;
+struct req;
+
+/*
+ * The back-end seam.  A pool's workers are either the forked processes of
+ * this file's shared ring (ops NULL: the local back end, the code below
+ * as it was) or something else behind a table of operations (ops set:
+ * libmultiproc-mpi, src/mpi/).  The calls that touch the workers dispatch
+ * on ops once per pool call, never per item: submitting a request,
+ * pumping completions, waiting, stopping, freeing.  Everything above them
+ * (requests, handles, callbacks, iterators, streams) is shared: a back
+ * end completes a request's chunks by writing their records (recs[c],
+ * state last) and results where the request says, as a local worker does.
+ */
+struct mp__pool_ops {
+	/* Before r is published: refuse what cannot run (a function the
+	 * workers could not find).  Return: 0 or an error for the caller. */
+	int (*prepare)(struct mp_pool *p, struct req *r, uintptr_t fn);
+	/* r is published (r->id set, in p->active): start its chunks. */
+	void (*submit)(struct mp_pool *p, struct req *r);
+	/* Take in what completed, start what can start; never blocks. */
+	void (*pump)(struct mp_pool *p);
+	/* mp__pool_wait for this back end. */
+	int (*wait)(struct mp_pool *p, bool (*cond)(struct mp_pool *, void *),
+		    void *ctx, mp__deadline deadline);
+	/* Stop the workers: no chunk starts later; the ones running are
+	 * taken in (or failed) before it returns. */
+	void (*stop)(struct mp_pool *p);
+	/* The pool is being freed (stopped before): release the back end. */
+	void (*destroy)(struct mp_pool *p);
+};
 
 /* A submission, parent side: the handle behind mp_async and mp_imap. */
 struct req {
@@ -158,6 +188,10 @@ struct req {
 	size_t base;           /* a stream batch: index of its first item */
 	size_t bytes;          /* a stream batch: its input bytes */
 	size_t block_size;     /* bytes of block used */
+	/* back ends other than the local one (mp__pool_ops) */
+	uintptr_t fn;        /* the task function */
+	size_t sent;         /* chunks handed to workers */
+	struct req *be_next; /* the back end's queue of requests to send */
 };
 
 struct mp_async {
@@ -170,6 +204,8 @@ struct mp_imap {
 
 struct mp_pool {
 	struct pool_shared *s;
+	const struct mp__pool_ops *ops; /* NULL: the local back end */
+	void *be;                       /* the other back end's state */
 	int nworkers;
 	unsigned maxtasks;
 	unsigned retries;
@@ -232,6 +268,36 @@ static inline size_t mul_add(size_t a, size_t b, size_t c)
 	    c > SIZE_MAX / 2 - 64)
 		return SIZE_MAX;
 	return m + c;
+}
+
+/* Where a JOB_BUFS task writes its results (pool-bufs.c): w NULL for a
+ * back end whose worker keeps its results in malloc()ed memory (the block
+ * then grows with realloc). */
+struct mp_out {
+	struct wslot *w;
+	char *blk;    /* the chunk's result block, or NULL */
+	size_t cap;   /* its size */
+	size_t used;  /* bytes written, every item so far */
+	size_t start; /* where the current item's result begins */
+	int err;      /* the current item failed: later writes fail too */
+};
+
+/* What libmultiproc-mpi uses of the core: exported under the
+ * MULTIPROC_PRIVATE version (cmake/multiproc.map), no ABI promise. */
+#define MP__PRIVATE __attribute__((visibility("default")))
+
+/* A pool of nworkers workers behind ops (with state be), none started:
+ * opts as mp_pool_new_opts (processes ignored).  NULL + errno. */
+MP__PRIVATE struct mp_pool *mp__pool_new_ops(int nworkers,
+					     const mp_pool_opts *opts,
+					     const struct mp__pool_ops *ops,
+					     void *be);
+/* The first item (lo) and the end (hi) of chunk c of r. */
+static inline void mp__chunk_span(const struct req *r, size_t c, size_t *lo,
+				  size_t *hi)
+{
+	*lo = c * r->chunksize;
+	*hi = *lo + r->chunksize < r->n ? *lo + r->chunksize : r->n;
 }
 
 /* pool-worker.c: a worker process's main (its arg: a struct warg) */

@@ -339,6 +339,10 @@ void mp__check_workers(struct mp_pool *p)
 {
 	int n = 0;
 
+	if (MP__UNLIKELY(p->ops)) {
+		p->ops->pump(p);
+		return;
+	}
 	respawn(p);
 	for (int i = 0; i < p->nworkers; i++) {
 		if (!p->w[i].proc)
@@ -409,7 +413,7 @@ static void req_finish(struct mp_pool *p, struct req *r)
 			}
 		}
 	}
-	if (r->user_out && r->sh_out)
+	if (r->user_out && r->sh_out && r->user_out != r->sh_out)
 		memcpy(r->user_out, r->sh_out, r->n * r->out_size);
 	if (r->orphan) {
 		mp__req_release(r);
@@ -470,6 +474,10 @@ static void sweep(struct mp_pool *p, struct req *r)
 
 void mp__pool_pump(struct mp_pool *p)
 {
+	if (MP__UNLIKELY(p->ops)) {
+		p->ops->pump(p);
+		return;
+	}
 	check_timeouts(p);
 	/* A worker killed for its time is reaped here too, so a caller that
 	 * only polls (mp_async_ready) sees its task fail. */
@@ -497,6 +505,8 @@ int mp__pool_wait(struct mp_pool *p, bool (*cond)(struct mp_pool *, void *),
 	struct pool_shared *s = p->s;
 	bool spun = false;
 
+	if (MP__UNLIKELY(p->ops))
+		return p->ops->wait(p, cond, ctx, deadline);
 	for (;;) {
 		mp__pool_pump(p);
 		if (cond(p, ctx))
@@ -602,6 +612,10 @@ static void fail_all(struct mp_pool *p, int code)
 static void stop_workers(struct mp_pool *p, bool kill_them)
 {
 	p->stopping = true;
+	if (MP__UNLIKELY(p->ops)) { /* remote workers: cannot be killed */
+		p->ops->stop(p);
+		return;
+	}
 	atomic_store_explicit(&p->s->stop, 1, memory_order_seq_cst);
 	atomic_fetch_add_explicit(&p->s->work_seq, 1, memory_order_seq_cst);
 	mp__futex_wake(&p->s->work_seq, INT32_MAX);
@@ -652,6 +666,11 @@ int mp__publish(struct mp_pool *p, struct req *r, uintptr_t fn)
 	uint64_t id = p->pub + 1;
 	uint64_t old = id > RING ? id - RING : 0;
 
+	if (MP__UNLIKELY(p->ops)) {
+		int e = p->ops->prepare(p, r, fn);
+		if (e)
+			return e;
+	}
 	mp__pool_pump(p);
 	if (p->slot_req[id % RING]) {
 		int e = mp__pool_wait(p, cond_slot_free, &old, old, WAIT_ALL,
@@ -662,7 +681,7 @@ int mp__publish(struct mp_pool *p, struct req *r, uintptr_t fn)
 			return MP_EBROKEN;
 	}
 	/* A worker may still hold a hazard on the old job for a moment. */
-	for (int i = 0; i < p->nworkers; i++) {
+	for (int i = 0; i < p->nworkers && !p->ops; i++) {
 		while (old && p->w[i].proc &&
 		       atomic_load_explicit(&s->slots[i].job,
 					    memory_order_seq_cst) == old) {
@@ -696,6 +715,11 @@ int mp__publish(struct mp_pool *p, struct req *r, uintptr_t fn)
 	p->active = r;
 	p->slot_req[id % RING] = r;
 	p->pub = id;
+	if (MP__UNLIKELY(p->ops)) {
+		r->fn = fn;
+		p->ops->submit(p, r);
+		return 0;
+	}
 	atomic_store_explicit(&s->pub, id, memory_order_release);
 	atomic_fetch_add_explicit(&s->work_seq, 1, memory_order_seq_cst);
 	if (atomic_load_explicit(&s->sleepers, memory_order_seq_cst)) {
@@ -735,10 +759,20 @@ int mp__submit_map(struct mp_pool *p, mp_map_fn fn, const void *in,
 	if (recs_sz == SIZE_MAX || errs_sz == SIZE_MAX || in_sz == SIZE_MAX ||
 	    out_sz == SIZE_MAX)
 		return -EINVAL;
-	size_t total = align16(recs_sz) + align16(errs_sz) + align16(in_sz);
-	if (total > SIZE_MAX / 2 - out_sz)
+	/* The local back end's workers see only the shared block, so
+	 * inputs and results go through it (map_common copies the results
+	 * out).  Another back end's messages come from and land in the
+	 * caller's arrays: a synchronous map's input as it is, results in
+	 * out (sync map or map_async). */
+	const char *direct_in = p->ops && staged ? in : NULL;
+	if (!p->ops && staged)
+		user_out = NULL;
+	size_t blk_in = direct_in ? 0 : in_sz;
+	size_t blk_out = p->ops && user_out ? 0 : out_sz;
+	size_t total = align16(recs_sz) + align16(errs_sz) + align16(blk_in);
+	if (total > SIZE_MAX / 2 - blk_out)
 		return -EINVAL;
-	total += out_sz;
+	total += blk_out;
 
 	struct req *r = calloc(1, sizeof(*r));
 	if (!r)
@@ -755,8 +789,8 @@ int mp__submit_map(struct mp_pool *p, mp_map_fn fn, const void *in,
 	if (total && staged && (r->block = mp__stage_take(p, total))) {
 		/* Reused: zero what the workers do not overwrite. */
 		memset(r->block, 0, align16(recs_sz) + align16(errs_sz));
-		if (out_sz)
-			memset((char *)r->block + total - out_sz, 0, out_sz);
+		if (blk_out)
+			memset((char *)r->block + total - blk_out, 0, blk_out);
 	} else if (total) {
 		r->block = mp_shared_alloc(total);
 		if (!r->block && mp__stage_drop_idle(p))
@@ -771,10 +805,10 @@ int mp__submit_map(struct mp_pool *p, mp_map_fn fn, const void *in,
 	b += align16(recs_sz);
 	r->errs = want_errs ? (int32_t *)b : NULL;
 	b += align16(errs_sz);
-	r->sh_in = in_sz ? b : NULL;
-	b += align16(in_sz);
-	r->sh_out = out_sz ? b : NULL;
-	if (in_sz)
+	r->sh_in = blk_in ? b : (char *)direct_in;
+	b += align16(blk_in);
+	r->sh_out = blk_out ? b : out_sz ? user_out : NULL;
+	if (blk_in)
 		memcpy(r->sh_in, in, in_sz);
 	if (nchunks == 0) {
 		r->finished = true;
@@ -792,12 +826,9 @@ int mp__submit_map(struct mp_pool *p, mp_map_fn fn, const void *in,
 
 /* ---- public API ---- */
 
-mp_pool *mp_pool_new_opts(const mp_pool_opts *opts)
+/* A pool of nw workers, none started yet. */
+static struct mp_pool *pool_alloc(int nw, const mp_pool_opts *opts)
 {
-	mp_pool_opts def = {0};
-	if (!opts)
-		opts = &def;
-	int nw = opts->processes ? opts->processes : mp_cpu_count();
 	if (nw < 1 || nw > MAX_WORKERS || opts->retries > MAX_RETRIES ||
 	    !(opts->task_timeout >= 0) || opts->task_timeout > MP_TIMEOUT_MAX) {
 		errno = EINVAL;
@@ -842,19 +873,8 @@ mp_pool *mp_pool_new_opts(const mp_pool_opts *opts)
 					    .init = opts->initializer,
 					    .initargs = opts->initargs};
 	}
-	for (int i = 0; i < nw; i++) {
-		int e = spawn(p, i);
-		if (e) {
-			stop_workers(p, true);
-			errno = -e;
-			goto err_free_shared;
-		}
-	}
 	return p;
 
-err_free_shared:
-	mp__stage_free(p);
-	mp_shared_free(s);
 err_close_efd:
 	close(p->efd);
 err_free_local: {
@@ -867,6 +887,44 @@ err_free_local: {
 	errno = saved;
 	return NULL;
 }
+}
+
+mp_pool *mp_pool_new_opts(const mp_pool_opts *opts)
+{
+	mp_pool_opts def = {0};
+	if (!opts)
+		opts = &def;
+	struct mp_pool *p = pool_alloc(
+		opts->processes ? opts->processes : mp_cpu_count(), opts);
+	if (!p)
+		return NULL;
+	for (int i = 0; i < p->nworkers; i++) {
+		int e = spawn(p, i);
+		if (e) {
+			stop_workers(p, true);
+			p->joined = true;
+			mp_pool_free(p);
+			errno = -e;
+			return NULL;
+		}
+	}
+	return p;
+}
+
+struct mp_pool *mp__pool_new_ops(int nworkers, const mp_pool_opts *opts,
+				 const struct mp__pool_ops *ops, void *be)
+{
+	mp_pool_opts def = {0};
+	if (!ops) {
+		errno = EINVAL;
+		return NULL;
+	}
+	struct mp_pool *p = pool_alloc(nworkers, opts ? opts : &def);
+	if (!p)
+		return NULL;
+	p->ops = ops;
+	p->be = be;
+	return p;
 }
 
 mp_pool *mp_pool_new(int processes)
@@ -906,7 +964,7 @@ static int map_common(mp_pool *p, mp_map_fn fn, const void *in,
 	if (p && !p->stopping)
 		mp__check_workers(p);
 	struct req *r;
-	int e = mp__submit_map(p, fn, in, in_size, NULL, out_size, n,
+	int e = mp__submit_map(p, fn, in, in_size, out, out_size, n,
 			       chunksize, errs != NULL, true, &r);
 	if (e)
 		return e;
@@ -915,7 +973,7 @@ static int map_common(mp_pool *p, mp_map_fn fn, const void *in,
 		MP__FATAL("pool: map wait failed");
 	if (!p->stopping)
 		mp__check_workers(p);
-	if (r->sh_out)
+	if (r->sh_out && r->sh_out != out)
 		memcpy(out, r->sh_out, n * out_size);
 	if (errs)
 		for (size_t i = 0; i < n; i++)
@@ -1010,6 +1068,8 @@ void mp_pool_free(mp_pool *pool)
 	fail_all(pool, MP_ECLOSED);
 	mp__pool_dispatch(pool);
 	mp__pool_forget_streams(pool);
+	if (pool->ops)
+		pool->ops->destroy(pool);
 	mp__stage_free(pool);
 	close(pool->efd);
 	mp_shared_free(pool->s);
