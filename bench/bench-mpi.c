@@ -103,7 +103,7 @@ static int drive(const char *self)
 	const char *env = "OMPI_ALLOW_RUN_AS_ROOT=1 "
 			  "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 "
 			  "mpirun --oversubscribe -np 4";
-	char ours[4096], peer[4096];
+	char ours[4096 + 256], peer[512];
 
 	if (system("command -v mpirun >/dev/null 2>&1")) {
 		printf("(mpirun not found: no bench-mpi)\n");
