@@ -30,6 +30,7 @@
  * safe at all.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
@@ -123,34 +124,47 @@ static void send_reply(int sock, int32_t status, pid_t pid, int pidfd)
 
 /* One request: its length (with the sender's credentials), then the blob.
  * Return: the blob (malloc()ed) or NULL at end-of-file or a bad peer. */
-static void *recv_request(int sock, pid_t parent, size_t *lenp)
+static void *recv_request(int sock, pid_t parent, size_t *lenp, int *fdp)
 {
 	uint64_t len;
 	struct iovec iov = {&len, sizeof(len)};
 	union {
-		char buf[CMSG_SPACE(sizeof(struct ucred))];
+		char buf[CMSG_SPACE(sizeof(struct ucred)) +
+			 CMSG_SPACE(sizeof(int))];
 		struct cmsghdr align;
 	} u;
 	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1,
 			   .msg_control = u.buf,
 			   .msg_controllen = sizeof(u.buf)};
 	ssize_t n;
-	while ((n = recvmsg(sock, &m, MSG_WAITALL)) < 0 && errno == EINTR)
+	while ((n = recvmsg(sock, &m, MSG_WAITALL | MSG_CMSG_CLOEXEC)) < 0 &&
+	       errno == EINTR)
 		;
 	if (n != (ssize_t)sizeof(len))
 		return NULL;
-	struct cmsghdr *c = CMSG_FIRSTHDR(&m);
-	struct ucred cr;
-	if (!c || c->cmsg_type != SCM_CREDENTIALS)
+	bool creds_ok = false;
+	*fdp = -1;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+		if (c->cmsg_level != SOL_SOCKET)
+			continue;
+		if (c->cmsg_type == SCM_CREDENTIALS) {
+			struct ucred cr;
+			memcpy(&cr, CMSG_DATA(c), sizeof(cr));
+			creds_ok = cr.pid == parent && cr.uid == getuid();
+		} else if (c->cmsg_type == SCM_RIGHTS) {
+			memcpy(fdp, CMSG_DATA(c), sizeof(int));
+		}
+	}
+	if (!creds_ok) {
+		if (*fdp >= 0)
+			close(*fdp);
 		return NULL;
-	memcpy(&cr, CMSG_DATA(c), sizeof(cr));
-	if (cr.pid != parent || cr.uid != getuid())
-		return NULL;
-	if (len == 0 || len > MAX_REQUEST)
-		return NULL;
-	void *blob = malloc(len);
+	}
+	void *blob = len && len <= MAX_REQUEST ? malloc(len) : NULL;
 	if (!blob || read_full(sock, blob, len)) {
 		free(blob);
+		if (*fdp >= 0)
+			close(*fdp);
 		return NULL;
 	}
 	*lenp = len;
@@ -170,13 +184,18 @@ static _Noreturn void serve(int sock, pid_t parent)
 		_exit(1);
 	for (;;) {
 		size_t len;
-		void *blob = recv_request(sock, parent, &len);
+		int kfd;
+		void *blob = recv_request(sock, parent, &len, &kfd);
 		if (!blob)
 			_exit(0);
 		struct mp__child c;
 		int r = mp__blob_parse(blob, len, &c);
+		if (!r && (c.keep_fd >= 0) != (kfd >= 0))
+			r = -EPROTO;
 		if (r) {
 			free(blob);
+			if (kfd >= 0)
+				close(kfd);
 			send_reply(sock, r, 0, -1);
 			continue;
 		}
@@ -186,10 +205,19 @@ static _Noreturn void serve(int sock, pid_t parent)
 				   &pidfd, 0, 0);
 		if (pid == 0) {
 			close(sock);
+			/* At the number the parent has it (what shared
+			 * memory names it by). */
+			if (kfd >= 0 && kfd != c.keep_fd) {
+				if (dup3(kfd, c.keep_fd, O_CLOEXEC) < 0)
+					_exit(127);
+				close(kfd);
+			}
 			mp__self_tid = 0;
 			mp__self_lock_id = 0;
 			mp__child_run(&c);
 		}
+		if (kfd >= 0)
+			close(kfd);
 		free(blob);
 		mp__xlate_reset();
 		if (pid < 0) {
@@ -289,10 +317,37 @@ static int send_all(int sock, const void *buf, size_t len)
 	return 0;
 }
 
-static int transact(const void *blob, size_t len, pid_t *pid, int *pidfd)
+/* The length, with the descriptor to hand on (SCM_RIGHTS), if any. */
+static int send_len(int sock, uint64_t len, int fd)
 {
-	uint64_t n64 = len;
-	int r = send_all(fs_sock, &n64, sizeof(n64));
+	struct iovec iov = {&len, sizeof(len)};
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
+	if (fd >= 0) {
+		memset(&u, 0, sizeof(u));
+		m.msg_control = u.buf;
+		m.msg_controllen = sizeof(u.buf);
+		struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	}
+	ssize_t n;
+	while ((n = sendmsg(sock, &m, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+		;
+	if (n < 0)
+		return errno == ECONNRESET ? -EPIPE : -errno;
+	return n == (ssize_t)sizeof(len) ? 0 : -EPIPE;
+}
+
+static int transact(const void *blob, size_t len, int keep_fd, pid_t *pid,
+		    int *pidfd)
+{
+	int r = send_len(fs_sock, len, keep_fd);
 	if (!r)
 		r = send_all(fs_sock, blob, len);
 	if (r)
@@ -361,7 +416,7 @@ int mp__forkserver_launch(const struct mp__launch *l, pid_t *pid, int *pidfd)
 		r = ensure_locked();
 		if (r)
 			break;
-		r = transact(blob, len, pid, pidfd);
+		r = transact(blob, len, l->keep_fd, pid, pidfd);
 		if (r != -EPIPE)
 			break;
 		drop_server();

@@ -42,6 +42,7 @@ struct mp_process {
 	bool has_copy; /* arg is our malloc()ed copy of arglen bytes */
 	size_t arglen;
 	int method;    /* MP_START_*, 0: the default at start */
+	int keep_fd;   /* for the child at the same number, or -1 */
 	char *name;
 	bool daemon;
 	bool started;
@@ -117,6 +118,7 @@ mp_process *mp_process_new(int (*target)(void *arg), void *arg)
 	p->target = target;
 	p->arg = arg;
 	p->pidfd = -1;
+	p->keep_fd = -1;
 	p->exitcode = MP_EXITCODE_NONE;
 	return p;
 }
@@ -152,6 +154,14 @@ int mp_process_set_start_method(mp_process *p, int method)
 	if (p->started)
 		return MP_ESTATE;
 	p->method = method;
+	return 0;
+}
+
+int mp__process_keep_fd(mp_process *p, int fd)
+{
+	if (!p || fd < 0)
+		return -EINVAL;
+	p->keep_fd = fd;
 	return 0;
 }
 
@@ -302,7 +312,8 @@ static int start_other(struct mp_process *p, int method)
 	struct mp__launch l = {.target = p->target, .arg = p->arg,
 			       .argbuf = p->arg, .arglen = p->arglen,
 			       .has_copy = p->has_copy, .name = p->name,
-			       .ident = p->ident, .daemon = p->daemon};
+			       .ident = p->ident, .daemon = p->daemon,
+			       .keep_fd = p->keep_fd};
 	pid_t pid = 0;
 	int fd = -1;
 	flush_std();

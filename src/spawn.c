@@ -64,7 +64,7 @@ static char **make_env(const char *ours)
 }
 
 static int spawn_once(int blobfd, int arenafd, void *base, size_t len,
-		      pid_t *pidp, int *pidfdp)
+		      int keep_fd, pid_t *pidp, int *pidfdp)
 {
 	int st[2];
 	if (pipe2(st, O_CLOEXEC))
@@ -85,6 +85,8 @@ static int spawn_once(int blobfd, int arenafd, void *base, size_t len,
 	posix_spawn_file_actions_adddup2(&fa, blobfd, blobfd);
 	posix_spawn_file_actions_adddup2(&fa, arenafd, arenafd);
 	posix_spawn_file_actions_adddup2(&fa, st[1], st[1]);
+	if (keep_fd >= 0)
+		posix_spawn_file_actions_adddup2(&fa, keep_fd, keep_fd);
 	char *argv[] = {(char *)"multiproc-spawn", NULL};
 	pid_t pid;
 	r = -posix_spawn(&pid, "/proc/self/exe", &fa, NULL, argv, env);
@@ -145,7 +147,8 @@ int mp__spawn_launch(const struct mp__launch *l, pid_t *pid, int *pidfd)
 	}
 	int r = -EEXIST;
 	for (int i = 0; i < SPAWN_TRIES && r == -EEXIST; i++)
-		r = spawn_once(blobfd, arenafd, base, len, pid, pidfd);
+		r = spawn_once(blobfd, arenafd, base, len, l->keep_fd, pid,
+			       pidfd);
 	close(blobfd);
 	return r;
 }
@@ -192,6 +195,8 @@ __attribute__((constructor)) static void spawn_child(void)
 		report(stfd, r);
 		_exit(127);
 	}
+	if (c.keep_fd >= 0)
+		fcntl(c.keep_fd, F_SETFD, FD_CLOEXEC);
 	report(stfd, 0);
 	close(stfd);
 	mp__child_run(&c); /* blob stays: c points into it */

@@ -40,7 +40,7 @@ struct blob_hdr {
 	uint32_t namelen; /* with their NULs */
 	uint32_t identlen;
 	uint32_t nobj;
-	uint32_t pad;
+	int32_t keep_fd;
 };
 
 static _Atomic int default_method;
@@ -118,6 +118,7 @@ void *mp__blob_make(const struct mp__launch *l, size_t *len, int *err)
 	h.namelen = (uint32_t)strlen(l->name) + 1;
 	h.identlen = (uint32_t)strlen(l->ident) + 1;
 	h.nobj = (uint32_t)nobj;
+	h.keep_fd = l->keep_fd;
 	size_t strs = pad16((size_t)h.namelen + h.identlen);
 	size_t total = sizeof(h) + strs + pad16(h.arglen) +
 		       (size_t)nobj * sizeof(*objs);
@@ -172,6 +173,7 @@ int mp__blob_parse(void *blob, size_t len, struct mp__child *c)
 	p += pad16(h.arglen);
 	c->daemon = h.flags & F_DAEMON;
 	c->parent = (pid_t)h.parent;
+	c->keep_fd = h.keep_fd;
 	struct mp__objent *objs = malloc(h.nobj * sizeof(*objs) + 1);
 	if (!objs)
 		return -ENOMEM;

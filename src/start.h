@@ -27,6 +27,7 @@ struct mp__launch {
 	const char *name;
 	const char *ident;
 	bool daemon;
+	int keep_fd; /* a descriptor the child needs at this number, or -1 */
 };
 
 /* The child's side of a request, pointing into the blob. */
@@ -37,6 +38,7 @@ struct mp__child {
 	const char *ident;
 	bool daemon;
 	pid_t parent;
+	int keep_fd;
 };
 
 /* One loaded object of the parent, for mp__xlate. */
@@ -56,6 +58,11 @@ struct mp__objent {
  * and installs the parent's object map for mp__xlate. */
 void *mp__blob_make(const struct mp__launch *l, size_t *len, int *err);
 int mp__blob_parse(void *blob, size_t len, struct mp__child *c);
+
+/* process.c: a descriptor (one) the child must have at the same number,
+ * whatever the method (a fork child has them all). */
+struct mp_process;
+int mp__process_keep_fd(struct mp_process *p, int fd);
 
 /* process.c: become the child described by c and run its target; never
  * returns (flushes stdout/stderr and _exit()s with the target's code). */

@@ -8,3 +8,15 @@ __attribute__((visibility("default"))) int mp_test_plugin_target(void *arg)
 	(void)arg;
 	return 77;
 }
+
+/* A pool task (mp_map_fn) in the library. */
+__attribute__((visibility("default"))) int mp_test_plugin_map(const void *in,
+							       void *out);
+
+__attribute__((visibility("default"))) int mp_test_plugin_map(const void *in,
+							       void *out)
+{
+	(void)in;
+	*(long *)out = 2;
+	return 0;
+}

@@ -6,6 +6,7 @@
 #include <dlfcn.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sys/syscall.h>
 
 #include "start.h"
@@ -290,6 +291,100 @@ static void dlopened_target(int m)
 	dlclose(h);
 }
 
+/* ---- pools ---- */
+
+struct item {
+	long v;
+	_Atomic int *died; /* in the shared arena: die on item 7, once */
+};
+
+static int square(const void *in, void *out)
+{
+	const struct item *it = in;
+	if (it->v == 7 && it->died && atomic_exchange(it->died, 1) == 0)
+		raise(SIGKILL);
+	*(long *)out = it->v * it->v;
+	return 0;
+}
+
+static int plugin_task(const void *in, void *out)
+{
+	(void)in;
+	*(long *)out = 1;
+	return 0;
+}
+
+#define NITEMS 1000
+
+static void pool_map(int m)
+{
+	_Atomic int *died = mp_shared_alloc(sizeof(*died));
+	ASSERT_NOT_NULL(died);
+	struct item *in = calloc(NITEMS, sizeof(*in));
+	long *out = calloc(NITEMS, sizeof(*out));
+	for (int i = 0; i < NITEMS; i++)
+		in[i].v = i;
+	mp_pool_opts o = {.processes = 2, .start_method = m, .retries = 1};
+	mp_pool *pool = mp_pool_new_opts(&o);
+	ASSERT_NOT_NULL(pool);
+	ASSERT_OK(mp_pool_map(pool, square, in, sizeof(*in), out,
+			      sizeof(*out), NITEMS, 0));
+	for (int i = 0; i < NITEMS; i++)
+		ASSERT_EQ(out[i], (long)i * i);
+	/* A worker dies on item 7: its chunk runs again on a new one. */
+	pid_t before[2];
+	ASSERT_EQ(mp_pool_worker_pids(pool, before, 2), 2);
+	memset(out, 0, NITEMS * sizeof(*out));
+	for (int i = 0; i < NITEMS; i++)
+		in[i].died = died;
+	ASSERT_OK(mp_pool_map(pool, square, in, sizeof(*in), out,
+			      sizeof(*out), NITEMS, 10));
+	ASSERT_EQ(atomic_load(died), 1);
+	for (int i = 0; i < NITEMS; i++)
+		ASSERT_EQ(out[i], (long)i * i);
+	pid_t after[2];
+	ASSERT_EQ(mp_pool_worker_pids(pool, after, 2), 2);
+	ASSERT(after[0] != before[0] || after[1] != before[1]);
+	/* And again, without retries left to spend: the pool goes on. */
+	for (int i = 0; i < NITEMS; i++)
+		in[i].died = NULL;
+	ASSERT_OK(mp_pool_map(pool, square, in, sizeof(*in), out,
+			      sizeof(*out), NITEMS, 0));
+	ASSERT_EQ(out[NITEMS - 1], (long)(NITEMS - 1) * (NITEMS - 1));
+	mp_pool_free(pool);
+	free(in);
+	free(out);
+	mp_shared_free((void *)died);
+}
+
+static void pool_plugin_task(int m)
+{
+	/* The pool exists before the dlopen: its workers lack the library
+	 * unless they are forks made after it (a replaced fork worker). */
+	mp_pool_opts o = {.processes = 1, .start_method = m};
+	mp_pool *pool = mp_pool_new_opts(&o);
+	ASSERT_NOT_NULL(pool);
+	void *h = dlopen(MP_TEST_PLUGIN, RTLD_NOW);
+	ASSERT_NOT_NULL(h);
+	long in = 0, out = 0;
+	int r = mp_pool_map(pool, plugin_task, &in, sizeof(in), &out,
+			    sizeof(out), 1, 1);
+	ASSERT_OK(r); /* plugin_task is ours: always found */
+	ASSERT_EQ(out, 1);
+	mp_map_fn fn = (mp_map_fn)dlsym(h, "mp_test_plugin_map");
+	ASSERT_NOT_NULL(fn);
+	r = mp_pool_map(pool, fn, &in, sizeof(in), &out, sizeof(out), 1, 1);
+	if (m == MP_START_FORK) {
+		/* A fork worker made before the dlopen: the address is
+		 * unmapped there, so it would crash; not tried here. */
+		(void)r;
+	} else {
+		ASSERT_ERR(r, -ENOENT);
+	}
+	mp_pool_free(pool);
+	dlclose(h);
+}
+
 #define PER_METHOD(name)                                                   \
 	TEST(name##_fork) { name(MP_START_FORK); }                         \
 	TEST(name##_forkserver) { name(MP_START_FORKSERVER); }             \
@@ -304,6 +399,9 @@ PER_METHOD(daemon_dies)
 PER_METHOD(shared_counter)
 PER_METHOD(threaded_parent)
 PER_METHOD(dlopened_target)
+PER_METHOD(pool_map)
+TEST(pool_plugin_task_forkserver) { pool_plugin_task(MP_START_FORKSERVER); }
+TEST(pool_plugin_task_spawn) { pool_plugin_task(MP_START_SPAWN); }
 
 /* ---- the method API ---- */
 
@@ -331,6 +429,17 @@ TEST(bad_input)
 	ASSERT_ERR(mp_process_set_start_method(p, MP_START_FORK), MP_ESTATE);
 	ASSERT_EQ(join_code(p), 9);
 	ASSERT_ERR(mp_process_start_method(NULL), -EINVAL);
+}
+
+TEST(pool_bad_method)
+{
+	mp_pool_opts o = {.processes = 1, .start_method = 4};
+	errno = 0;
+	ASSERT(mp_pool_new_opts(&o) == NULL);
+	ASSERT_EQ(errno, EINVAL);
+	o.start_method = -1;
+	ASSERT(mp_pool_new_opts(&o) == NULL);
+	ASSERT_EQ(errno, EINVAL);
 }
 
 TEST(forkserver_killed_is_replaced)
@@ -373,4 +482,6 @@ TEST(fork_children_lose_the_server)
 TEST_MAIN(T3(args_exact), T3(exit_codes), T3(signals), T3(names),
 	  T3(daemon_dies), T3(shared_counter), T3(threaded_parent),
 	  T3(dlopened_target), T(bad_input), T(forkserver_killed_is_replaced),
-	  T(fork_children_lose_the_server))
+	  T(fork_children_lose_the_server), T3(pool_map),
+	  T(pool_plugin_task_forkserver), T(pool_plugin_task_spawn),
+	  T(pool_bad_method))
