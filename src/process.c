@@ -35,6 +35,7 @@
 #include "fault.h"
 #include "internal.h"
 #include "start.h"
+#include "tracker.h"
 
 struct mp_process {
 	int (*target)(void *arg);
@@ -90,6 +91,7 @@ void mp__process_atfork_child(void)
 	registry = NULL;
 	pthread_mutex_init(&registry_mutex, NULL);
 	mp__forkserver_atfork_child();
+	mp__tracker_atfork_child();
 	mp__xlate_reset();
 }
 
