@@ -93,7 +93,7 @@ static void exit_codes(int m)
 
 static void signals(int m)
 {
-	int sigs[] = {SIGTERM, SIGKILL, SIGSEGV, SIGUSR1};
+	int sigs[] = {SIGTERM, SIGKILL, SIGABRT, SIGUSR1}; /* no SEGV: ASan takes it */
 	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
 		ASSERT_EQ(join_code(start(m, raise_sig, &sigs[i], sizeof(int))),
 			  -sigs[i]);
