@@ -177,6 +177,11 @@ static _Noreturn void serve(int sock, pid_t parent)
 	if (getppid() != parent)
 		_exit(0);
 	prctl(PR_SET_NAME, "mp-forkserver");
+	/* A terminal's ^C is the program's to handle, not a reason for
+	 * the server to die (Python's server ignores it too); children get
+	 * the program's disposition back. */
+	struct sigaction ign = {.sa_handler = SIG_IGN}, saved_int;
+	sigaction(SIGINT, &ign, &saved_int);
 	struct ucred peer;
 	socklen_t sl = sizeof(peer);
 	if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &peer, &sl) ||
@@ -212,6 +217,7 @@ static _Noreturn void serve(int sock, pid_t parent)
 					_exit(127);
 				close(kfd);
 			}
+			sigaction(SIGINT, &saved_int, NULL);
 			mp__self_tid = 0;
 			mp__self_lock_id = 0;
 			mp__child_run(&c);
