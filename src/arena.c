@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -61,6 +62,8 @@ static uint8_t *data;
 static size_t requested_size;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static int create_error;
+static int arena_fd = -1; /* the memfd behind the mapping, or -1 */
+static size_t arena_len;  /* bytes mapped, header included */
 
 static size_t parse_size(const char *s)
 {
@@ -78,6 +81,8 @@ static size_t parse_size(const char *s)
 
 static void create(void)
 {
+	if (arena)
+		return; /* adopted from the parent (a spawn child) */
 	size_t want = requested_size;
 	const char *env = getenv("MP_SHARED_SIZE");
 
@@ -91,12 +96,26 @@ static void create(void)
 	size_t data_size = (size_t)1 << order;
 	size_t table_size = data_size >> UNIT_SHIFT;
 	size_t data_off = (4096 + table_size + 4095) & ~(size_t)4095;
-	void *m = mmap(NULL, data_off + data_size, PROT_READ | PROT_WRITE,
-		       MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	size_t total = data_off + data_size;
+	/* A memfd rather than anonymous memory: a spawn child (exec) gets
+	 * the descriptor and maps the same pages at the same address.
+	 * Without memfd (seccomp, old kernels) fork children still share. */
+	int fd = memfd_create("multiproc-arena", MFD_CLOEXEC);
+	if (fd >= 0 && ftruncate(fd, (off_t)total) != 0) {
+		close(fd);
+		fd = -1;
+	}
+	void *m = mmap(NULL, total, PROT_READ | PROT_WRITE,
+		       MAP_SHARED | MAP_NORESERVE | (fd < 0 ? MAP_ANONYMOUS : 0),
+		       fd, 0);
 	if (m == MAP_FAILED) {
 		create_error = errno;
+		if (fd >= 0)
+			close(fd);
 		return;
 	}
+	arena_fd = fd;
+	arena_len = total;
 	struct arena_hdr *h = m;
 	h->layout = ARENA_LAYOUT;
 	h->max_order = order;
@@ -302,4 +321,42 @@ mp_lock *mp__arena_lock(void)
 uint64_t mp__arena_rebuilds(void)
 {
 	return mp__arena_ensure() ? 0 : arena->rebuilds;
+}
+
+int mp__arena_share(void **base, size_t *len)
+{
+	int r = mp__arena_ensure();
+	if (r)
+		return r;
+	if (arena_fd < 0)
+		return -ENOTSUP;
+	*base = arena;
+	*len = arena_len;
+	return arena_fd;
+}
+
+int mp__arena_adopt(int fd, void *base, size_t len)
+{
+	if (arena)
+		return -EBUSY;
+	void *m = mmap(base, len, PROT_READ | PROT_WRITE,
+		       MAP_SHARED | MAP_NORESERVE | MAP_FIXED_NOREPLACE, fd, 0);
+	if (m == MAP_FAILED)
+		return -errno; /* EEXIST: something of ours sits there */
+	if (m != base) {
+		/* A kernel before 4.17 takes the flag as a mere hint. */
+		munmap(m, len);
+		return -EEXIST;
+	}
+	struct arena_hdr *h = m;
+	if (h->magic != ARENA_MAGIC || h->layout != ARENA_LAYOUT) {
+		munmap(m, len);
+		return -EPROTO;
+	}
+	table = (uint8_t *)m + 4096;
+	data = (uint8_t *)m + h->data_off;
+	arena_fd = fd;
+	arena_len = len;
+	arena = h;
+	return 0;
 }

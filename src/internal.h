@@ -115,6 +115,16 @@ static inline bool mp__id_alive(uint64_t id)
  * every fork so that children share it. */
 int mp__arena_ensure(void);
 
+/* The arena's memfd, for a spawn child: returns it (>= 0) with the
+ * mapping's address and length, or -ENOTSUP (no memfd), or ensure's error. */
+int mp__arena_share(void **base, size_t *len);
+
+/* In a spawn child, before anything else touches the arena: map the
+ * parent's memfd at the parent's address.  Return: 0, -EEXIST (the address
+ * is taken in this image), -EBUSY (an arena exists), -EPROTO (not an
+ * arena), or mmap's error. */
+int mp__arena_adopt(int fd, void *base, size_t len);
+
 /* For tests: the arena's lock, and how often its free lists were rebuilt
  * after a process died holding it. */
 mp_lock *mp__arena_lock(void);

@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "pool-internal.h"
+#include "start.h"
 
 #define OUT_MIN 4096
 
@@ -92,7 +93,7 @@ int mp_out_write(mp_out *out, const void *data, size_t len)
 int32_t mp__run_bufs(struct pool_shared *s, struct wslot *w, struct job *j,
 		     uint64_t c, int64_t *value)
 {
-	mp_task_fn fn = (mp_task_fn)j->fn;
+	mp_task_fn fn = (mp_task_fn)mp__xlate((const void *)j->fn);
 	struct buf_item *items = at(s, j->items_off);
 	int64_t *blks = at(s, j->blks_off);
 	int32_t *errs = at(s, j->errs_off);

@@ -210,6 +210,7 @@ struct mp_pool {
 	unsigned maxtasks;
 	unsigned retries;
 	int64_t task_timeout; /* ns, 0: none */
+	int start_method;     /* MP_START_* of the workers, never 0 */
 	int nkilled;          /* killed for their time, not yet reaped */
 	bool closed, terminated, joined, stopping, broken;
 	int efd;
@@ -302,6 +303,9 @@ static inline void mp__chunk_span(const struct req *r, size_t c, size_t *lo,
 
 /* pool-worker.c: a worker process's main (its arg: a struct warg) */
 int mp__worker_main(void *arg);
+/* pool-worker.c: the (unstarted) process for worker i, by the pool's
+ * start method; NULL with errno. */
+mp_process *mp__worker_process(struct mp_pool *p, int i);
 
 /* pool.c */
 void mp__pool_pump(struct mp_pool *p);

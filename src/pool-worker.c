@@ -4,6 +4,14 @@
  * from the shared ring (or the redo queue), runs them, commits their
  * records, wakes the parent when it waits for them, and sleeps on a futex
  * when there is no work.  The protocol is described at the top of pool.c.
+ *
+ * Start methods: a worker is an mp_process of the pool's method.  Its
+ * struct warg travels as bytes (mp_process_new_args) and names only shared
+ * memory and the parent's eventfd, which the process layer hands to
+ * forkserver and spawn workers at the same number.  Code pointers (the
+ * tasks' functions in the ring, the initializer) are the parent's: the
+ * worker turns them into its own with mp__xlate, which is the identity in
+ * a fork worker; one it cannot find fails its chunk with -ENOENT.
  */
 #include <errno.h>
 #include <limits.h>
@@ -11,6 +19,24 @@
 
 #include "futex.h"
 #include "pool-internal.h"
+#include "start.h"
+
+mp_process *mp__worker_process(struct mp_pool *p, int i)
+{
+	mp_process *proc = mp_process_new_args(mp__worker_main, &p->wargs[i],
+					       sizeof(p->wargs[i]));
+	if (!proc)
+		return NULL;
+	int r = mp_process_set_start_method(proc, p->start_method);
+	if (!r && p->start_method != MP_START_FORK)
+		r = mp__process_keep_fd(proc, p->s->efd);
+	if (r) {
+		mp_process_free(proc);
+		errno = -r;
+		return NULL;
+	}
+	return proc;
+}
 
 static bool has_work(struct pool_shared *s)
 {
@@ -113,8 +139,11 @@ static void run_chunk(struct pool_shared *s, struct wslot *w, struct job *j,
 	int32_t err = 0;
 	int64_t value = 0;
 
-	if (j->kind == JOB_APPLY) {
-		mp_apply_fn fn = (mp_apply_fn)j->fn;
+	void *code = mp__xlate((const void *)j->fn);
+	if (MP__UNLIKELY(!code)) {
+		err = -ENOENT; /* not in this image: never a wild jump */
+	} else if (j->kind == JOB_APPLY) {
+		mp_apply_fn fn = (mp_apply_fn)code;
 		ssize_t r = fn(at(s, j->in_off), j->in_size, at(s, j->out_off),
 			       j->out_size);
 		if (r > (ssize_t)j->out_size)
@@ -126,7 +155,7 @@ static void run_chunk(struct pool_shared *s, struct wslot *w, struct job *j,
 	} else if (j->kind == JOB_BUFS) {
 		err = mp__run_bufs(s, w, j, c, &value);
 	} else {
-		mp_map_fn fn = (mp_map_fn)j->fn;
+		mp_map_fn fn = (mp_map_fn)code;
 		const char *in = at(s, j->in_off);
 		char *out = at(s, j->out_off);
 		int32_t *errs = at(s, j->errs_off);
@@ -176,8 +205,13 @@ int mp__worker_main(void *arg)
 	struct wslot *w = &s->slots[a->index];
 	unsigned tasks = 0;
 
-	if (a->init)
-		a->init(a->initargs);
+	if (a->init) {
+		void (*init)(void *) = (void (*)(void *))mp__xlate(
+			(const void *)a->init);
+		if (!init)
+			return 127; /* dies before ready: as a crashing init */
+		init(a->initargs);
+	}
 	mp__stage_worker(s);
 	atomic_store_explicit(&w->state, W_READY, memory_order_release);
 	for (;;) {

@@ -11,8 +11,8 @@
  * items in nchunks chunks) or an apply (one chunk); its inputs, outputs and
  * per-chunk records live in a separate shared block the submission
  * allocates, named by offsets from the pool's base.  Function pointers are
- * stored as they are: every worker is a fork of the parent, so code
- * addresses agree.
+ * stored as they are: a fork worker has the parent's addresses, and a
+ * forkserver or spawn worker translates them (xlate.c, in the worker).
  *
  * Claiming work: `pub` is the newest published job, `head` the oldest that
  * may have unclaimed chunks.  A worker publishes the job id it looks at in
@@ -112,7 +112,7 @@
 static int spawn(struct mp_pool *p, int i)
 {
 	struct worker *w = &p->w[i];
-	mp_process *proc = mp_process_new(mp__worker_main, &p->wargs[i]);
+	mp_process *proc = mp__worker_process(p, i);
 
 	if (!proc)
 		return -errno;
@@ -830,6 +830,8 @@ int mp__submit_map(struct mp_pool *p, mp_map_fn fn, const void *in,
 static struct mp_pool *pool_alloc(int nw, const mp_pool_opts *opts)
 {
 	if (nw < 1 || nw > MAX_WORKERS || opts->retries > MAX_RETRIES ||
+	    opts->start_method < MP_START_DEFAULT ||
+	    opts->start_method > MP_START_SPAWN ||
 	    !(opts->task_timeout >= 0) || opts->task_timeout > MP_TIMEOUT_MAX) {
 		errno = EINVAL;
 		return NULL;
@@ -840,6 +842,8 @@ static struct mp_pool *pool_alloc(int nw, const mp_pool_opts *opts)
 	p->nworkers = nw;
 	p->maxtasks = opts->maxtasksperchild;
 	p->retries = opts->retries;
+	p->start_method = opts->start_method ? opts->start_method
+					     : mp_get_start_method();
 	p->task_timeout = (int64_t)(opts->task_timeout * 1e9);
 	if (opts->task_timeout > 0 && p->task_timeout < 1)
 		p->task_timeout = 1;

@@ -34,10 +34,16 @@
 #include "clock.h"
 #include "fault.h"
 #include "internal.h"
+#include "start.h"
+#include "tracker.h"
 
 struct mp_process {
 	int (*target)(void *arg);
 	void *arg;
+	bool has_copy; /* arg is our malloc()ed copy of arglen bytes */
+	size_t arglen;
+	int method;    /* MP_START_*, 0: the default at start */
+	int keep_fd;   /* for the child at the same number, or -1 */
 	char *name;
 	bool daemon;
 	bool started;
@@ -84,6 +90,9 @@ void mp__process_atfork_child(void)
 			close(p->pidfd);
 	registry = NULL;
 	pthread_mutex_init(&registry_mutex, NULL);
+	mp__forkserver_atfork_child();
+	mp__tracker_atfork_child();
+	mp__xlate_reset();
 }
 
 mp_process *mp_process_new(int (*target)(void *arg), void *arg)
@@ -111,8 +120,58 @@ mp_process *mp_process_new(int (*target)(void *arg), void *arg)
 	p->target = target;
 	p->arg = arg;
 	p->pidfd = -1;
+	p->keep_fd = -1;
 	p->exitcode = MP_EXITCODE_NONE;
 	return p;
+}
+
+mp_process *mp_process_new_args(int (*target)(void *arg), const void *arg,
+				size_t len)
+{
+	if (!target || (len && !arg)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	void *copy = malloc(len ? len : 1);
+	if (!copy)
+		return NULL;
+	if (len)
+		memcpy(copy, arg, len);
+	mp_process *p = mp_process_new(target, copy);
+	if (!p) {
+		int e = errno;
+		free(copy);
+		errno = e;
+		return NULL;
+	}
+	p->has_copy = true;
+	p->arglen = len;
+	return p;
+}
+
+int mp_process_set_start_method(mp_process *p, int method)
+{
+	if (!p || method < MP_START_DEFAULT || method > MP_START_SPAWN)
+		return -EINVAL;
+	if (p->started)
+		return MP_ESTATE;
+	p->method = method;
+	return 0;
+}
+
+int mp__process_keep_fd(mp_process *p, int fd)
+{
+	if (!p || fd < 0)
+		return -EINVAL;
+	p->keep_fd = fd;
+	return 0;
+}
+
+int mp_process_start_method(const mp_process *p)
+{
+	if (!p)
+		return -EINVAL;
+	return p->method ? p->method : mp_get_start_method();
 }
 
 int mp_process_set_name(mp_process *p, const char *name)
@@ -191,6 +250,8 @@ static void release(struct mp_process *p)
 		close(p->pidfd);
 	free(p->name);
 	free(p->ident);
+	if (p->has_copy)
+		free(p->arg);
 	free(p);
 }
 
@@ -221,20 +282,55 @@ static void flush_std(void)
 		fflush(stderr);
 }
 
-static _Noreturn void run_child(struct mp_process *p, pid_t parent)
+_Noreturn void mp__child_run(const struct mp__child *c)
 {
-	if (p->daemon) {
+	if (c->daemon) {
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		/* The parent may have died before prctl took effect. */
-		if (getppid() != parent)
+		if (getppid() != c->parent)
 			_exit(1);
 	}
-	identity = p->ident;
-	self_name = p->name;
+	identity = c->ident;
+	self_name = c->name;
 	children_made = 0;
-	int rc = p->target(p->arg);
+	int rc = c->target(c->arg);
 	flush_std();
 	_exit(rc & 0xff);
+}
+
+static _Noreturn void run_child(struct mp_process *p, pid_t parent)
+{
+	struct mp__child c = {.target = p->target, .arg = p->arg,
+			      .name = p->name, .ident = p->ident,
+			      .daemon = p->daemon, .parent = parent};
+	mp__child_run(&c);
+}
+
+/* Start p by spawn or forkserver: the launcher makes the child (ours in
+ * both cases) and hands back its pid and pidfd.  The registry is not held
+ * meanwhile: a spawn takes a millisecond and more. */
+static int start_other(struct mp_process *p, int method)
+{
+	struct mp__launch l = {.target = p->target, .arg = p->arg,
+			       .argbuf = p->arg, .arglen = p->arglen,
+			       .has_copy = p->has_copy, .name = p->name,
+			       .ident = p->ident, .daemon = p->daemon,
+			       .keep_fd = p->keep_fd};
+	pid_t pid = 0;
+	int fd = -1;
+	flush_std();
+	int r = method == MP_START_SPAWN ? mp__spawn_launch(&l, &pid, &fd)
+					 : mp__forkserver_launch(&l, &pid, &fd);
+	if (r)
+		return r;
+	pthread_mutex_lock(&registry_mutex);
+	reap_orphans();
+	p->started = true;
+	p->pid = pid;
+	p->pidfd = fd;
+	registry_add(p);
+	pthread_mutex_unlock(&registry_mutex);
+	return 0;
 }
 
 int mp_process_start(mp_process *p)
@@ -246,6 +342,9 @@ int mp_process_start(mp_process *p)
 	int r = mp__arena_ensure();
 	if (r)
 		return r;
+	int method = p->method ? p->method : mp_get_start_method();
+	if (method != MP_START_FORK)
+		return start_other(p, method);
 	pid_t parent = getpid();
 	flush_std();
 	pthread_mutex_lock(&registry_mutex);

@@ -16,12 +16,15 @@
 
 #include "clock.h"
 #include "internal.h"
+#include "tracker.h"
 
 #define NAME_MAX_LEN 251 /* with the leading '/', as NAME_MAX allows */
 
 struct mp_shm {
 	void *addr;
 	size_t size;
+	bool creator; /* made by mp_shm_create: the tracker knows it */
+	bool tracked;
 	char name[NAME_MAX_LEN + 1];
 };
 
@@ -61,6 +64,8 @@ static mp_shm *map_fd(int fd, const char *name, size_t size)
 		return NULL;
 	}
 	shm->size = size;
+	shm->creator = false;
+	shm->tracked = false;
 	strcpy(shm->name, name);
 	return shm;
 }
@@ -95,8 +100,28 @@ mp_shm *mp_shm_create(const char *name, size_t size)
 	if (!shm) {
 		shm_unlink(norm);
 		errno = saved;
+		return NULL;
 	}
+	shm->creator = true;
+	/* Untracked if the tracker cannot start: the segment still works. */
+	shm->tracked = mp__tracker_send(MP__TRACK_CREATED, norm) == 0;
+	errno = saved;
 	return shm;
+}
+
+int mp_shm_set_tracked(mp_shm *shm, bool tracked)
+{
+	if (!shm)
+		return -EINVAL;
+	if (!shm->creator)
+		return MP_ESTATE;
+	if (tracked == shm->tracked)
+		return 0;
+	int r = mp__tracker_send(tracked ? MP__TRACK_CREATED : MP__TRACK_KEEP,
+				 shm->name);
+	if (r == 0)
+		shm->tracked = tracked;
+	return r;
 }
 
 mp_shm *mp_shm_attach(const char *name)
@@ -154,5 +179,8 @@ int mp_shm_unlink(const char *name)
 
 	if (normalize(name, norm))
 		return -EINVAL;
-	return shm_unlink(norm) ? -errno : 0;
+	if (shm_unlink(norm))
+		return -errno;
+	mp__tracker_send(MP__TRACK_UNLINKED, norm);
+	return 0;
 }

@@ -60,7 +60,9 @@ typedef ssize_t (*mp_apply_fn)(const void *arg, size_t len, void *out,
 typedef struct mp_pool_opts {
 	int processes;              /* 0 = mp_cpu_count() */
 	void (*initializer)(void *arg); /* run once in each worker, or NULL */
-	void *initargs;             /* its argument (copied by fork) */
+	void *initargs;             /* its argument (copied by fork; under
+				       forkserver and spawn it must point
+				       into the shared arena) */
 	unsigned maxtasksperchild;  /* replace a worker after this many tasks
 				       (a map chunk is a task); 0 = never */
 	unsigned retries;           /* run a task whose worker died again, up
@@ -89,6 +91,17 @@ typedef struct mp_pool_opts {
 				       call.  Workers' initializers are not
 				       timed.  NaN, < 0 or > MP_TIMEOUT_MAX:
 				       EINVAL */
+	int start_method;           /* MP_START_* for the workers (replacements
+				       too); 0 = MP_START_DEFAULT, the
+				       process-wide default when the pool is
+				       made.  Under forkserver and spawn task
+				       functions and the initializer are
+				       found in the worker's image by
+				       build-id and offset (a task whose
+				       function the worker lacks fails with
+				       -ENOENT); initargs is passed as a
+				       pointer value (see mp_process_new).
+				       Unknown: EINVAL */
 } mp_pool_opts;
 
 /* A pool of `processes` workers (0 = mp_cpu_count()), started now.

@@ -59,6 +59,20 @@ typedef struct mp_shm mp_shm;
  * shm_open/posix_fallocate/mmap said. */
 MP_EXTERN mp_shm *mp_shm_create(const char *name, size_t size);
 
+/* Whether the resource tracker unlinks the segment when its creator dies
+ * without unlinking it (mp_shm_unlink): on by default for the handle
+ * mp_shm_create returned, off to let a segment outlive its creator on
+ * purpose (Python's track=False).  Segments are tracked by a small process
+ * ("mp-tracker") forked at the first mp_shm_create of a process and shared
+ * with its fork children; it unlinks a dead creator's segments within
+ * milliseconds of the death, and the rest when every process of the
+ * program has ended.  An attacher's exit never unlinks anything.  A
+ * creator that could not start the tracker (fork failed) has untracked
+ * segments.  Queues and other objects placed in a named segment go with it.
+ * Return: 0, -EINVAL (NULL), MP_ESTATE (an attached handle: only the
+ * creator decides), or the error of reaching the tracker. */
+MP_EXTERN int mp_shm_set_tracked(mp_shm *shm, bool tracked);
+
 /* Attach an existing segment, read-write.  Return: NULL with errno ENOENT
  * when no segment has that name, EINVAL for a bad name. */
 MP_EXTERN mp_shm *mp_shm_attach(const char *name);
