@@ -66,6 +66,7 @@ struct entry {
 	char name[NAME_LEN];
 	pid_t pid;
 	int pidfd;
+	bool dead; /* its pidfd was readable: unlink once messages are read */
 };
 
 static struct entry *ents;
@@ -94,6 +95,7 @@ static void on_msg(const struct msg *m, pid_t from)
 		struct entry *e = &ents[nents++];
 		memcpy(e->name, m->name, NAME_LEN);
 		e->pid = from;
+		e->dead = false;
 		e->pidfd = (int)syscall(SYS_pidfd_open, from, 0);
 		if (e->pidfd < 0) /* already gone (ESRCH) */
 			drop(nents - 1, true);
@@ -106,6 +108,43 @@ static void on_msg(const struct msg *m, pid_t from)
 			drop(i, false);
 			return;
 		}
+}
+
+/* Every message queued on sock, without blocking.  End-of-file (nobody
+ * holds the other end) unlinks what is left and ends the tracker. */
+static void read_messages(int sock)
+{
+	for (;;) {
+		struct msg m;
+		struct iovec iov = {&m, sizeof(m)};
+		union {
+			char buf[CMSG_SPACE(sizeof(struct ucred))];
+			struct cmsghdr align;
+		} u;
+		struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1,
+				    .msg_control = u.buf,
+				    .msg_controllen = sizeof(u.buf)};
+		ssize_t n = recvmsg(sock, &mh, MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		if (n <= 0) {
+			/* Nobody left to unlink anything: all of it goes. */
+			while (nents)
+				drop(nents - 1, true);
+			_exit(0);
+		}
+		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+		if (n != (ssize_t)sizeof(m) || !c ||
+		    c->cmsg_type != SCM_CREDENTIALS)
+			continue;
+		struct ucred cr;
+		memcpy(&cr, CMSG_DATA(c), sizeof(cr));
+		m.name[NAME_LEN - 1] = '\0';
+		if (m.name[0] == '/')
+			on_msg(&m, cr.pid);
+	}
 }
 
 static _Noreturn void track(int sock)
@@ -126,39 +165,20 @@ static _Noreturn void track(int sock)
 						      .events = POLLIN};
 		if (poll(pfds, nents + 1, -1) < 0)
 			continue;
-		/* Dead creators first, from the end (drop moves the last). */
-		for (size_t i = nents; i-- > 0;)
+		/* Deaths seen by this poll are acted on only after every
+		 * message queued so far is read: a creator's last "keep" or
+		 * "unlinked" was queued before its pidfd became readable, so
+		 * it is read here and honoured (else a creator that unlinked
+		 * and died could take a namesake made since with it). */
+		for (size_t i = 0; i < nents; i++)
 			if (pfds[i + 1].revents)
+				ents[i].dead = true;
+		/* Always: poll may have looked at sock before a message
+		 * that a death it saw later came after. */
+		read_messages(sock);
+		for (size_t i = nents; i-- > 0;) /* drop moves the last */
+			if (ents[i].dead)
 				drop(i, true);
-		if (!pfds[0].revents)
-			continue;
-		struct msg m;
-		struct iovec iov = {&m, sizeof(m)};
-		union {
-			char buf[CMSG_SPACE(sizeof(struct ucred))];
-			struct cmsghdr align;
-		} u;
-		struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1,
-				    .msg_control = u.buf,
-				    .msg_controllen = sizeof(u.buf)};
-		ssize_t n = recvmsg(sock, &mh, 0);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			/* Nobody left to unlink anything: all of it goes. */
-			while (nents)
-				drop(nents - 1, true);
-			_exit(0);
-		}
-		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-		if (n != (ssize_t)sizeof(m) || !c ||
-		    c->cmsg_type != SCM_CREDENTIALS)
-			continue;
-		struct ucred cr;
-		memcpy(&cr, CMSG_DATA(c), sizeof(cr));
-		m.name[NAME_LEN - 1] = '\0';
-		if (m.name[0] == '/')
-			on_msg(&m, cr.pid);
 	}
 }
 
