@@ -15,8 +15,8 @@
  *     same list of bytes, on a warm pool, default chunksizes;
  *   - a stream of 2,000,000 small items (8-byte integers made by a source
  *     callback / a generator, squared) through mp_pool_imap_source against
- *     Pool.imap with chunksize 1000 (a good one for Python: 100 and 10,000
- *     are both slower here), on a warm pool, with the peak resident size
+ *     Pool.imap, both with chunksize 1000 (a good one for Python; ours is
+ *     about 2x faster with it than with its default, 64), on a warm pool, with the peak resident size
  *     of the parent process of each (every run in a fresh child process
  *     for us, so that the figure is that run's own).
  * Every contender runs interleaved with its peers (bench.h): medians, min
@@ -286,6 +286,10 @@ static int square_u64(const void *in, size_t len, mp_out *out)
 	return mp_out_write(out, &v, sizeof(v));
 }
 
+/* The same chunksize on both sides: 1000 is a good one for Python, and
+ * ours runs about twice as fast with it as with its default of 64. */
+#define STREAM_CHUNK 1000
+
 /* Peak resident size of this process, bytes. */
 static double max_rss(void)
 {
@@ -313,7 +317,8 @@ static void stream_child(size_t n, int fd)
 
 	struct src s = {0, n, 0};
 	double t0 = bench_now();
-	it = mp_pool_imap_source(p, square_u64, next_int, &s, 0, true);
+	it = mp_pool_imap_source(p, square_u64, next_int, &s, STREAM_CHUNK,
+				 true);
 	size_t i, got = 0;
 	int r;
 	while (it && (r = mp_imap_next_buf(it, &i, &b, MP_FOREVER)) !=
@@ -380,7 +385,8 @@ static double stream_py(void *arg)
 	double v[2];
 	int r = st->r++;
 
-	snprintf(args, sizeof(args), "stream %zu %d 1000", st->n, WORKERS);
+	snprintf(args, sizeof(args), "stream %zu %d %d", st->n, WORKERS,
+		 STREAM_CHUNK);
 	if (py_numbers(args, v, 2) != 2)
 		return -1;
 	st->rss[r] = v[1];
@@ -399,7 +405,9 @@ static void bench_stream(int runs)
 		 n);
 	bench_header(B, what);
 	struct bench_contender c[2] = {
-	    {.name = "mp_pool_imap_source", .run = stream_ours, .arg = &so},
+	    {.name = "mp_pool_imap_source, chunksize 1000",
+	     .run = stream_ours,
+	     .arg = &so},
 	    {.name = "Python Pool.imap, chunksize 1000",
 	     .run = bench_have_python() ? stream_py : NULL,
 	     .arg = &sp},
