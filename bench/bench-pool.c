@@ -1,9 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Pool: map throughput on a trivial function (tasks/s) on a warm pool, the
- * same map cold (a new pool, fresh arrays, one call: what a program that
- * maps once sees), CPU-bound speed-up over serial, and apply_async round
- * trips, against Python's multiprocessing.Pool (fork) in the same run.
+ * Pool: map throughput on a trivial function (tasks/s) on a warm pool,
+ * CPU-bound speed-up over serial, and apply_async round trips (the cold
+ * map, variable-size items and streams: bench-pool-data.c), against Python's multiprocessing.Pool (fork) in the same run.
  * Two workers throughout (the machines here have 2 cores).  Every
  * contender runs interleaved with its peers (bench.h): medians, min and
  * max of the runs; ratios of medians, and only of like chunkings.
@@ -82,36 +81,6 @@ static double map_warm(void *arg)
 	return map_ok(e, j->out, j->n) ? (double)j->n / t : -1;
 }
 
-/* Seconds from a new pool to the results of its first map, over arrays
- * just allocated (the output untouched: its page faults count, as they
- * do for a program that maps once).  Freeing is not timed. */
-static double map_cold(void *arg)
-{
-	struct map_job *j = arg;
-	int32_t *in = malloc(j->n * sizeof(*in));
-	int32_t *out = malloc(j->n * sizeof(*out));
-	double t = -1;
-
-	if (!in || !out)
-		goto out;
-	for (size_t i = 0; i < j->n; i++)
-		in[i] = (int32_t)i;
-	double t0 = bench_now();
-	mp_pool *p = mp_pool_new(WORKERS);
-	if (!p)
-		goto out;
-	int e = mp_pool_map(p, square, in, sizeof(*in), out, sizeof(*out), j->n,
-			    j->chunksize);
-	t = bench_now() - t0;
-	mp_pool_free(p);
-	if (!map_ok(e, out, j->n))
-		t = -1;
-out:
-	free(in);
-	free(out);
-	return t;
-}
-
 static void bench_map(int runs)
 {
 	const char *b = "bench-pool";
@@ -163,22 +132,6 @@ static void bench_map(int runs)
 	free(jauto.in);
 	free(jauto.out);
 
-	snprintf(what, sizeof(what),
-		 "cold map: a new pool of 2 and one map over %zu fresh ints, "
-		 "pool start included (ms)",
-		 n);
-	bench_header(b, what);
-	struct map_job jcold = {n, 0, NULL, NULL};
-	struct bench_py pc;
-	struct bench_contender cold[2] = {
-	    {.name = "multiproc", .run = map_cold, .arg = &jcold},
-	    {.name = "Python Pool(2).map"},
-	};
-	bench_py_contender(&cold[1], &pc, "pool_map.py", "%zu 0 2 cold", n);
-	bench_interleave(cold, 2, runs);
-	bench_rows(b, "cold map, chunksize auto", cold, 2, 1e3, "ms");
-	bench_vs("cold map, chunksize auto", "multiproc", &cold[0].st, "Python",
-		 &cold[1].st, BENCH_LOWER | BENCH_HEADLINE);
 }
 
 struct cpu_job {

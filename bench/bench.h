@@ -217,6 +217,23 @@ static inline void bench_vs(const char *scenario, const char *ours,
 		    flags);
 }
 
+/* The worst of our runs against the peer's median (more is better for
+ * us): what issue 17's "worst run" targets mean.  scenario gets
+ * ", worst run" appended. */
+static inline void bench_vs_worst(const char *scenario, const char *ours,
+				  const struct bench_stat *o, const char *peer,
+				  const struct bench_stat *p, int flags)
+{
+	char scen[160];
+
+	if (!o->n || !p->n)
+		return;
+	snprintf(scen, sizeof(scen), "%s, worst run", scenario);
+	bench_ratio(scen, ours, peer,
+		    flags & BENCH_LOWER ? p->med / o->max : o->min / p->med,
+		    flags & ~BENCH_HEADLINE);
+}
+
 /* Whether python3 can run multiprocessing here (a peer when present). */
 static inline bool bench_have_python(void)
 {

@@ -276,8 +276,9 @@ static inline size_t mul_add(size_t a, size_t b, size_t c)
  * then grows with realloc). */
 struct mp_out {
 	struct wslot *w;
-	char *blk;    /* the chunk's result block, or NULL */
+	char *blk;    /* the chunk's result area, or a block of its own */
 	size_t cap;   /* its size */
+	bool own;     /* blk is an arena block of this worker's (w set) */
 	size_t used;  /* bytes written, every item so far */
 	size_t start; /* where the current item's result begins */
 	int err;      /* the current item failed: later writes fail too */
@@ -342,10 +343,17 @@ void mp__bufs_drop_dead(struct pool_shared *s, struct wslot *ws,
  * malloc()ed buffers; free the chunks' result blocks. */
 int mp__bufs_collect(struct req *r, size_t lo, size_t hi, mp_buf *out,
 		     int *errs);
-/* A JOB_BUFS request over in[0..n), not yet published. */
+/* A JOB_BUFS request over in[0..n), not yet published, in the block spare
+ * (of spare_size bytes; the request owns it if r->block == spare), else
+ * the pool's stage when staged and it fits, else a new block. */
 int mp__bufs_prepare(struct mp_pool *p, const mp_buf *in, size_t n,
-		     size_t chunksize, struct req **out_r);
+		     size_t chunksize, bool staged, void *spare,
+		     size_t spare_size, struct req **out_r);
+/* Free the chunks' result blocks (again: a no-op). */
 void mp__bufs_release(struct req *r);
+/* Free the result blocks and take the request's block (*size bytes) out
+ * of it, to be reused. */
+void *mp__bufs_keep_block(struct req *r, size_t *size);
 
 /* pool-stage.c: the staging block of synchronous maps */
 void mp__stage_init(struct mp_pool *p);
