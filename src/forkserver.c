@@ -99,16 +99,17 @@ static int read_full(int fd, void *buf, size_t len)
 	return 0;
 }
 
-static void send_reply(int sock, int32_t status, pid_t pid, int pidfd)
+/* sendmsg of len bytes with fd passed along (SCM_RIGHTS) when fd >= 0;
+ * retried on EINTR.  Return: sendmsg's. */
+static ssize_t send_with_fd(int sock, void *buf, size_t len, int fd)
 {
-	struct reply rep = {status, (int32_t)pid};
-	struct iovec iov = {&rep, sizeof(rep)};
+	struct iovec iov = {buf, len};
 	union {
 		char buf[CMSG_SPACE(sizeof(int))];
 		struct cmsghdr align;
 	} u;
 	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
-	if (pidfd >= 0) {
+	if (fd >= 0) {
 		memset(&u, 0, sizeof(u));
 		m.msg_control = u.buf;
 		m.msg_controllen = sizeof(u.buf);
@@ -116,10 +117,18 @@ static void send_reply(int sock, int32_t status, pid_t pid, int pidfd)
 		c->cmsg_level = SOL_SOCKET;
 		c->cmsg_type = SCM_RIGHTS;
 		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &pidfd, sizeof(int));
+		memcpy(CMSG_DATA(c), &fd, sizeof(int));
 	}
-	while (sendmsg(sock, &m, MSG_NOSIGNAL) < 0 && errno == EINTR)
+	ssize_t n;
+	while ((n = sendmsg(sock, &m, MSG_NOSIGNAL)) < 0 && errno == EINTR)
 		;
+	return n;
+}
+
+static void send_reply(int sock, int32_t status, pid_t pid, int pidfd)
+{
+	struct reply rep = {status, (int32_t)pid};
+	(void)send_with_fd(sock, &rep, sizeof(rep), pidfd);
 }
 
 /* One request: its length (with the sender's credentials), then the blob.
@@ -326,25 +335,7 @@ static int send_all(int sock, const void *buf, size_t len)
 /* The length, with the descriptor to hand on (SCM_RIGHTS), if any. */
 static int send_len(int sock, uint64_t len, int fd)
 {
-	struct iovec iov = {&len, sizeof(len)};
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} u;
-	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
-	if (fd >= 0) {
-		memset(&u, 0, sizeof(u));
-		m.msg_control = u.buf;
-		m.msg_controllen = sizeof(u.buf);
-		struct cmsghdr *c = CMSG_FIRSTHDR(&m);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &fd, sizeof(int));
-	}
-	ssize_t n;
-	while ((n = sendmsg(sock, &m, MSG_NOSIGNAL)) < 0 && errno == EINTR)
-		;
+	ssize_t n = send_with_fd(sock, &len, sizeof(len), fd);
 	if (n < 0)
 		return errno == ECONNRESET ? -EPIPE : -errno;
 	return n == (ssize_t)sizeof(len) ? 0 : -EPIPE;
