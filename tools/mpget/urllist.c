@@ -18,13 +18,23 @@
 
 #include "mpget.h"
 
-/* The length of "scheme://authority/" in url, 0 when there is none. */
+/* The length of "scheme://authority/" in url, 0 when there is none or
+ * when the authority is not plainly one (empty, as in "http:///x" which
+ * libcurl reads leniently; or with characters such as ?#%[] that could
+ * make a longer URL parse another way), so that only a plain origin is
+ * reused by url_is_acceptable's shortcut. */
 static size_t origin_len(const char *url)
 {
 	const char *p = strstr(url, "://");
-	const char *slash = p ? strchr(p + 3, '/') : NULL;
-
-	return slash ? (size_t)(slash - url) + 1 : 0;
+	if (!p)
+		return 0;
+	const char *a = p + 3, *e = a;
+	while (*e && *e != '/') {
+		if (!isalnum((unsigned char)*e) && !strchr("-._:@", *e))
+			return 0;
+		e++;
+	}
+	return *e == '/' && e > a ? (size_t)(e - url) + 1 : 0;
 }
 
 /* Whether what follows an accepted origin is a path no parser refuses:
