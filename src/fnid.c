@@ -20,7 +20,8 @@
 #include "fnid.h"
 
 /* The build-id note of an object, or 0 bytes. */
-static size_t build_id(const struct dl_phdr_info *info, const uint8_t **out)
+size_t mp__fnid_build_id(const struct dl_phdr_info *info,
+			 const uint8_t **out)
 {
 	for (int i = 0; i < info->dlpi_phnum; i++) {
 		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
@@ -75,7 +76,7 @@ static int find_address(struct dl_phdr_info *info, size_t size, void *arg)
 	if (w->addr < info->dlpi_addr || !in_code(info, off))
 		return 0;
 	const uint8_t *bid;
-	size_t n = build_id(info, &bid);
+	size_t n = mp__fnid_build_id(info, &bid);
 	if (n == 0) {
 		w->rc = -ENOTSUP;
 		return 1;
@@ -102,7 +103,7 @@ static int find_build_id(struct dl_phdr_info *info, size_t size, void *arg)
 	struct walk *w = arg;
 	(void)size;
 	const uint8_t *bid;
-	size_t n = build_id(info, &bid);
+	size_t n = mp__fnid_build_id(info, &bid);
 	if (n != w->want->id_len || memcmp(bid, w->want->build_id, n) != 0)
 		return 0;
 	if (!in_code(info, w->want->offset)) {

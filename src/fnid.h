@@ -13,6 +13,7 @@
  * libmultiproc-mpi; never installed, no stable ABI.
  */
 
+#include <link.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -39,5 +40,10 @@ mp__fnid_of(mp__fn fn, struct mp__fnid *id);
  * in the object's executable code: a forged or damaged name). */
 __attribute__((visibility("default"))) int
 mp__fnid_resolve(const struct mp__fnid *id, mp__fn *fn);
+
+/* The GNU build-id note of a loaded object: its length (0: none) and,
+ * in *out, its bytes in the object's mapped notes. */
+__attribute__((visibility("hidden"))) size_t
+mp__fnid_build_id(const struct dl_phdr_info *info, const uint8_t **out);
 
 #endif

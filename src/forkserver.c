@@ -125,18 +125,14 @@ static ssize_t send_with_fd(int sock, void *buf, size_t len, int fd)
 	return n;
 }
 
-static void send_reply(int sock, int32_t status, pid_t pid, int pidfd)
+/* recvmsg of len bytes (MSG_WAITALL), retried on EINTR; *fd is the
+ * descriptor that came along (SCM_RIGHTS, close-on-exec) or -1, and with
+ * cr set, *cr_ok says whether SCM_CREDENTIALS came and *cr holds them.
+ * Return: recvmsg's. */
+static ssize_t recv_with_fd(int sock, void *buf, size_t len, int *fd,
+			    struct ucred *cr, bool *cr_ok)
 {
-	struct reply rep = {status, (int32_t)pid};
-	(void)send_with_fd(sock, &rep, sizeof(rep), pidfd);
-}
-
-/* One request: its length (with the sender's credentials), then the blob.
- * Return: the blob (malloc()ed) or NULL at end-of-file or a bad peer. */
-static void *recv_request(int sock, pid_t parent, size_t *lenp, int *fdp)
-{
-	uint64_t len;
-	struct iovec iov = {&len, sizeof(len)};
+	struct iovec iov = {buf, len};
 	union {
 		char buf[CMSG_SPACE(sizeof(struct ucred)) +
 			 CMSG_SPACE(sizeof(int))];
@@ -149,22 +145,40 @@ static void *recv_request(int sock, pid_t parent, size_t *lenp, int *fdp)
 	while ((n = recvmsg(sock, &m, MSG_WAITALL | MSG_CMSG_CLOEXEC)) < 0 &&
 	       errno == EINTR)
 		;
-	if (n != (ssize_t)sizeof(len))
-		return NULL;
-	bool creds_ok = false;
-	*fdp = -1;
+	*fd = -1;
+	if (cr_ok)
+		*cr_ok = false;
+	if (n < 0)
+		return n;
 	for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
 		if (c->cmsg_level != SOL_SOCKET)
 			continue;
-		if (c->cmsg_type == SCM_CREDENTIALS) {
-			struct ucred cr;
-			memcpy(&cr, CMSG_DATA(c), sizeof(cr));
-			creds_ok = cr.pid == parent && cr.uid == getuid();
+		if (c->cmsg_type == SCM_CREDENTIALS && cr) {
+			memcpy(cr, CMSG_DATA(c), sizeof(*cr));
+			*cr_ok = true;
 		} else if (c->cmsg_type == SCM_RIGHTS) {
-			memcpy(fdp, CMSG_DATA(c), sizeof(int));
+			memcpy(fd, CMSG_DATA(c), sizeof(int));
 		}
 	}
-	if (!creds_ok) {
+	return n;
+}
+
+static void send_reply(int sock, int32_t status, pid_t pid, int pidfd)
+{
+	struct reply rep = {status, (int32_t)pid};
+	(void)send_with_fd(sock, &rep, sizeof(rep), pidfd);
+}
+
+/* One request: its length (with the sender's credentials), then the blob.
+ * Return: the blob (malloc()ed) or NULL at end-of-file or a bad peer. */
+static void *recv_request(int sock, pid_t parent, size_t *lenp, int *fdp)
+{
+	uint64_t len;
+	struct ucred cr;
+	bool have_cr;
+	ssize_t n = recv_with_fd(sock, &len, sizeof(len), fdp, &cr, &have_cr);
+	if (n != (ssize_t)sizeof(len) || !have_cr || cr.pid != parent ||
+	    cr.uid != getuid()) {
 		if (*fdp >= 0)
 			close(*fdp);
 		return NULL;
@@ -356,24 +370,10 @@ static int transact(const void *blob, size_t len, int keep_fd, pid_t *pid,
 	if (pr == 0)
 		return -ETIMEDOUT;
 	struct reply rep;
-	struct iovec iov = {&rep, sizeof(rep)};
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} u;
-	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1,
-			   .msg_control = u.buf,
-			   .msg_controllen = sizeof(u.buf)};
-	ssize_t n;
-	while ((n = recvmsg(fs_sock, &m, MSG_WAITALL | MSG_CMSG_CLOEXEC)) < 0 &&
-	       errno == EINTR)
-		;
+	int fd;
+	ssize_t n = recv_with_fd(fs_sock, &rep, sizeof(rep), &fd, NULL, NULL);
 	if (n <= 0)
 		return -EPIPE; /* the server died */
-	int fd = -1;
-	struct cmsghdr *c = CMSG_FIRSTHDR(&m);
-	if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
-		memcpy(&fd, CMSG_DATA(c), sizeof(int));
 	if (n != (ssize_t)sizeof(rep)) {
 		if (fd >= 0)
 			close(fd);

@@ -43,8 +43,6 @@ static int collect_one(struct dl_phdr_info *info, size_t size, void *arg)
 	if (c->n >= c->cap)
 		return 1;
 	uint64_t lo = UINT64_MAX, hi = 0;
-	const uint8_t *bid = NULL;
-	size_t blen = 0;
 	for (int i = 0; i < info->dlpi_phnum; i++) {
 		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
 		if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X)) {
@@ -57,12 +55,10 @@ static int collect_one(struct dl_phdr_info *info, size_t size, void *arg)
 	}
 	if (hi == 0)
 		return 0;
-	/* The build-id through fnid: name the first code byte. */
-	struct mp__fnid id;
-	if (mp__fnid_of((mp__fn)(uintptr_t)lo, &id) != 0)
+	const uint8_t *bid;
+	size_t blen = mp__fnid_build_id(info, &bid);
+	if (blen == 0)
 		return 0;
-	bid = id.build_id;
-	blen = id.id_len;
 	struct mp__objent *e = &c->out[c->n++];
 	memset(e, 0, sizeof(*e));
 	e->base = info->dlpi_addr;
