@@ -15,7 +15,7 @@ fail() {
 [ "$(id -u)" -eq 0 ] || fail "needs root (it installs the packages)"
 for p in "${pkgs[@]}"; do
 	if dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null |
-		grep -qx installed; then
+		grep -x installed >/dev/null; then
 		fail "$p is installed already; remove it first"
 	fi
 done
@@ -37,7 +37,7 @@ DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 echo "installed: $(dpkg-query -W -f='${Package} ${Version}, ' "${pkgs[@]}")"
 
 man -w mp_queue_put >/dev/null || fail "man mp_queue_put: no page"
-MANWIDTH=80 man -P cat mp_queue_put 2>/dev/null | grep -q 'MP_QUEUE(3)' ||
+MANWIDTH=80 man -P cat mp_queue_put 2>/dev/null | grep 'MP_QUEUE(3)' >/dev/null ||
 	fail "man mp_queue_put does not show mp_queue(3)"
 man -w 7 multiproc >/dev/null && man -w 1 mpget >/dev/null ||
 	fail "multiproc(7) or mpget(1) missing"
@@ -50,7 +50,7 @@ cp "$here/examples/01-process.c" "$tmp/app.c"
 # shellcheck disable=SC2046
 cc -std=gnu11 -o "$tmp/app" "$tmp/app.c" $(pkg-config --cflags --libs multiproc)
 "$tmp/app" | tail -n 1
-ldd "$tmp/app" | grep -q 'libmultiproc.so.0 => /.*lib/.*-linux-gnu/' ||
+ldd "$tmp/app" | grep 'libmultiproc.so.0 => /.*lib/.*-linux-gnu/' >/dev/null ||
 	fail "the program does not use the packaged libmultiproc.so.0"
 echo "pkg-config build against the package: ok"
 
@@ -73,7 +73,7 @@ remove
 trap - EXIT
 for p in "${pkgs[@]}"; do
 	if dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null |
-		grep -qx installed; then
+		grep -x installed >/dev/null; then
 		fail "$p is still installed"
 	fi
 done

@@ -60,7 +60,7 @@ bad=$(readelf --dyn-syms -W "$so" |
 	awk '$8 !~ /^mp_[a-z0-9_]+@@MULTIPROC_[0-9.]+$/ && $8 !~ /^MULTIPROC_/ &&
 		$8 !~ /^mp__[a-z0-9_]+@@MULTIPROC_PRIVATE$/ {print $8}')
 [ -z "$bad" ] || fail "unversioned or non-mp_ symbols exported: $bad"
-readelf -d "$so" | grep -q "SONAME.*libmultiproc.so.$major" ||
+readelf -d "$so" | grep "SONAME.*libmultiproc.so.$major" >/dev/null ||
 	fail "soname is not libmultiproc.so.$major"
 echo "symbols: ok ($(readelf --dyn-syms -W "$so" | grep -c '@@MULTIPROC_') versioned)"
 
@@ -87,7 +87,7 @@ for fn in $functions; do
 	n=$((n + 1))
 done
 MANPATH=$prefix/share/man MANWIDTH=80 man -P cat mp_queue_put 2>/dev/null |
-	grep -q "mp_queue_put" || fail "man mp_queue_put does not show mp_queue(3)"
+	grep "mp_queue_put" >/dev/null || fail "man mp_queue_put does not show mp_queue(3)"
 for page in "$prefix"/share/man/man*/*; do
 	[ -L "$page" ] || grep -q '^\.so ' "$page" && continue
 	man -l "$page" >/dev/null 2>&1 || fail "man page does not render: $page"
@@ -101,13 +101,13 @@ export PKG_CONFIG_PATH=$libdir/pkgconfig
 cc -std=gnu11 -o "$tmp/app-pc" "$tmp/app.c" $(pkg-config --cflags --libs multiproc) \
 	-Wl,-rpath,"$(pkg-config --variable=libdir multiproc)"
 "$tmp/app-pc" | tail -n 1
-readelf --dyn-syms -W "$tmp/app-pc" | grep -q "mp_process_new@MULTIPROC_" ||
+readelf --dyn-syms -W "$tmp/app-pc" | grep "mp_process_new@MULTIPROC_" >/dev/null ||
 	fail "the program does not bind mp_process_new at a symbol version"
 # shellcheck disable=SC2046
 cc -std=gnu11 -static -o "$tmp/app-static" "$tmp/app.c" \
 	$(pkg-config --static --cflags --libs multiproc)
 "$tmp/app-static" | tail -n 1
-! readelf -d "$tmp/app-static" 2>/dev/null | grep -q NEEDED ||
+! readelf -d "$tmp/app-static" 2>/dev/null | grep NEEDED >/dev/null ||
 	fail "the static program needs shared libraries"
 echo "pkg-config builds (shared, static): ok"
 
@@ -126,7 +126,7 @@ cmake -S "$tmp/cm" -B "$tmp/cm/build" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
 cmake --build "$tmp/cm/build" >/dev/null
 "$tmp/cm/build/app" | tail -n 1
 "$tmp/cm/build/app-static" | tail -n 1
-! readelf -d "$tmp/cm/build/app-static" | grep -q 'NEEDED.*libmultiproc' ||
+! readelf -d "$tmp/cm/build/app-static" | grep 'NEEDED.*libmultiproc' >/dev/null ||
 	fail "multiproc::multiproc_static links the shared library"
 echo "find_package builds (shared, static): ok"
 
@@ -162,9 +162,11 @@ CM
 	cmake -S "$tmp/cmm" -B "$tmp/cmm/build" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
 	cmake --build "$tmp/cmm/build" >/dev/null
 	for app in "$tmp/mpi-app" "$tmp/cmm/build/mpi-app"; do
-		OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
-			mpirun --oversubscribe -np 2 "$app" | grep -q "1 worker processes" ||
-			fail "$app under mpirun -np 2 failed"
+		# The whole output first: a pipe into grep -q could SIGPIPE mpirun.
+		out=$(OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
+			mpirun --oversubscribe -np 2 "$app" 2>&1) &&
+			grep -q "1 worker processes" <<<"$out" ||
+			{ printf '%s\n' "$out" >&2; fail "$app under mpirun -np 2 failed"; }
 	done
 	echo "libmultiproc-mpi (files, symbols, pkg-config and find_package builds under mpirun): ok"
 fi
