@@ -7,7 +7,7 @@ set -euo pipefail
 out=${1:-out}
 here=$(cd "$(dirname "$0")/.." && pwd)
 debs=$(cd "$out/deb" && pwd)
-pkgs=(libmultiproc0 libmultiproc-dev mpget)
+pkgs=(libmultiproc0 libmultiproc-dev libmultiproc-mpi0 libmultiproc-mpi-dev mpget)
 fail() {
 	echo "deb-check: $*" >&2
 	exit 1
@@ -32,6 +32,7 @@ trap remove EXIT
 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	-o DPkg::Lock::Timeout=600 \
 	"$debs"/libmultiproc0_*.deb "$debs"/libmultiproc-dev_*.deb \
+	"$debs"/libmultiproc-mpi0_*.deb "$debs"/libmultiproc-mpi-dev_*.deb \
 	"$debs"/mpget_*.deb >"$tmp/apt.log" 2>&1 ||
 	{ cat "$tmp/apt.log"; fail "apt-get install failed"; }
 echo "installed: $(dpkg-query -W -f='${Package} ${Version}, ' "${pkgs[@]}")"
@@ -66,6 +67,23 @@ cmake -S "$tmp/cm" -B "$tmp/cm/build" >/dev/null
 cmake --build "$tmp/cm/build" >/dev/null
 "$tmp/cm/build/app" | tail -n 1
 echo "find_package build against the package: ok"
+
+# The pool on MPI: no file of libmultiproc-mpi-dev is in libmultiproc-dev,
+# and the MPI example builds with pkg-config and runs under mpirun.
+both=$(comm -12 <(dpkg -L libmultiproc-dev | sort) \
+	<(dpkg -L libmultiproc-mpi-dev | sort) | while read -r f; do
+	[ -d "$f" ] || echo "$f"; done)
+[ -z "$both" ] || fail "in libmultiproc-dev and libmultiproc-mpi-dev: $both"
+cp "$here/examples/13-mpi-pool.c" "$tmp/mpi-app.c"
+# shellcheck disable=SC2046
+cc -std=gnu11 -o "$tmp/mpi-app" "$tmp/mpi-app.c" \
+	$(pkg-config --cflags --libs multiproc-mpi)
+out=$(OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
+	mpirun --oversubscribe -np 2 "$tmp/mpi-app" 2>&1) &&
+	grep -q "1 worker processes" <<<"$out" ||
+	{ printf '%s\n' "$out" >&2; fail "the MPI example under mpirun failed"; }
+man -w mp_mpi_pool_new >/dev/null || fail "man mp_mpi_pool_new: no page"
+echo "libmultiproc-mpi: pkg-config build under mpirun, man page: ok"
 
 mpget --version | head -n 1
 

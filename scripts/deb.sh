@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# `make deb`: the Debian packages (libmultiproc0, libmultiproc-dev, mpget)
+# `make deb`: the Debian packages (libmultiproc0, libmultiproc-dev,
+# libmultiproc-mpi0, libmultiproc-mpi-dev, mpget)
 # from the `make dist` tarball (a native package: debian/ is kept here,
 # its version is the project's), built in OUT/deb/ (dpkg-buildpackage writes
 # next to the source folder, so never next to this tree), then lintian,
