@@ -82,8 +82,22 @@ out=$(OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
 	mpirun --oversubscribe -np 2 "$tmp/mpi-app" 2>&1) &&
 	grep -q "1 worker processes" <<<"$out" ||
 	{ printf '%s\n' "$out" >&2; fail "the MPI example under mpirun failed"; }
+mkdir -p "$tmp/cmm"
+cat >"$tmp/cmm/CMakeLists.txt" <<'CM'
+cmake_minimum_required(VERSION 3.20)
+project(mpiapp C)
+find_package(multiproc REQUIRED)
+add_executable(mpi-app ../mpi-app.c)
+target_link_libraries(mpi-app PRIVATE multiproc::mpi)
+CM
+cmake -S "$tmp/cmm" -B "$tmp/cmm/build" >/dev/null
+cmake --build "$tmp/cmm/build" >/dev/null
+out=$(OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
+	mpirun --oversubscribe -np 2 "$tmp/cmm/build/mpi-app" 2>&1) &&
+	grep -q "1 worker processes" <<<"$out" ||
+	{ printf '%s\n' "$out" >&2; fail "the CMake-built MPI example failed"; }
 man -w mp_mpi_pool_new >/dev/null || fail "man mp_mpi_pool_new: no page"
-echo "libmultiproc-mpi: pkg-config build under mpirun, man page: ok"
+echo "libmultiproc-mpi: pkg-config and find_package builds under mpirun, man page: ok"
 
 mpget --version | head -n 1
 
