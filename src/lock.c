@@ -121,61 +121,57 @@ static bool recover(struct lock_shared *s, uint64_t seen, uint64_t me)
 }
 
 /*
- * Spin for the lock while its holder seems to run.  A running holder
- * gives the lock up within a hold time, so we count the pauses spent on
- * ONE holder word: when the word changes the lock is moving (its holders
- * run) and the count starts again; when one word stays for HOLD_SPINS
- * pauses (a pause is ~29 ns here, so ~0.5 us: the price of the futex
- * call a sleep costs its waker), its holder is most likely preempted (4
- * processes on 2 CPUs) and spinning would only take the CPU it needs.
- * A budget shrunk by the failed spins of others stops too soon: with a
- * fast moving lock the futex wait then finds the word changed (EAGAIN)
- * and its waker's release pays a futex wake for nobody, which is how
- * the contended lock lost to a plain futex mutex.  A holder that took the
- * lock on OUR CPU is not running (we are): there a waiter yields to it, up
- * to HOLD_YIELDS times, instead of spinning (4 processes, 2 per CPU: from
- * 0.8x to 1.0-1.4x the futex mutex, indicative, loaded machine).
- * SPIN_TOTAL bounds a spin on a lock that moves without coming our way.
+ * Wait for the lock without sleeping while that can pay.  The one rule:
+ * never take the lock's line from a holder that runs.  Each look at the
+ * word moves the line to us, and the holder, whose next release and
+ * acquire need it back, stalls for the transfer; a waiter that looks at
+ * every pause (or CASes at every pause, as this lock used to) takes the
+ * line away during each hold and wins it at each release, so the lock
+ * moves between CPUs at every increment.  So we look seldom, at gaps
+ * that double from GAP_FIRST to GAP_MAX pauses (a pause is ~27 ns here:
+ * 0.4 to 1.7 us), and CAS only a word we saw free: a holder that takes
+ * the lock again at once keeps it for a whole gap, and we win it when
+ * it is really given up.
+ *
+ * A holder that took the lock on our CPU does not run (we do): there we
+ * yield to it, up to SAME_YIELDS times, then sleep.  After SPIN_PAUSES
+ * pauses (~10 us, about what a futex sleep and wake cost) the holder is
+ * most likely preempted or in a long hold, and we sleep.
  */
-#define HOLD_SPINS 64
-#define HOLD_YIELDS 4
-#define SPIN_TOTAL (4 * HOLD_SPINS)
+#define GAP_FIRST 16
+#define GAP_MAX 64
+#define SPIN_PAUSES 384
+#define SAME_YIELDS 4
 
 static bool spin_acquire(struct lock_shared *s, uint64_t me, uint64_t extra)
 {
 	uint32_t here = mp__cpu_here();
-	uint64_t seen = 0;
-	int same = 0, yields = 0;
+	int gap = GAP_FIRST, yields = 0;
 
 	if (!mp__multi_cpu())
 		return false;
-	for (int total = 0; total < SPIN_TOTAL; total++) {
-		/* A CAS, not a load: a load only gets the line shared, and
-		 * the holder, which releases and often takes the lock again
-		 * at once, wins it back before our CAS can follow. */
-		uint64_t cur = 0;
-		if (atomic_compare_exchange_strong_explicit(
-			    &s->word, &cur, me | extra, memory_order_acquire,
-			    memory_order_relaxed)) {
-			took(s);
-			return true;
-		}
-		if ((cur & ~(uint64_t)WAIT) != seen) {
-			seen = cur & ~(uint64_t)WAIT;
-			same = 0;
-		} else if (++same >= HOLD_SPINS) {
-			break;
-		}
-		/* Its holder took it on our CPU, so it does not run now (we
-		 * do): spinning would only delay it.  Give it the CPU. */
-		if (here && atomic_load_explicit(&s->cpu,
-						 memory_order_relaxed) == here) {
-			if (yields++ >= HOLD_YIELDS)
-				break;
+	for (int spent = 0; spent < SPIN_PAUSES; spent += gap) {
+		uint64_t cur = atomic_load_explicit(&s->word,
+						    memory_order_relaxed);
+		if (cur == 0) {
+			if (atomic_compare_exchange_strong_explicit(
+				    &s->word, &cur, me | extra,
+				    memory_order_acquire,
+				    memory_order_relaxed)) {
+				took(s);
+				return true;
+			}
+		} else if (here && atomic_load_explicit(&s->cpu,
+						memory_order_relaxed) == here) {
+			if (yields++ >= SAME_YIELDS)
+				return false;
 			sched_yield();
 			continue;
 		}
-		__builtin_ia32_pause();
+		for (int i = 0; i < gap; i++)
+			__builtin_ia32_pause();
+		if (gap < GAP_MAX)
+			gap *= 2;
 	}
 	return false;
 }
@@ -249,39 +245,64 @@ out_timeout:
 	return cur != 0 && mp__id_is_mine(cur) ? -EDEADLK : -ETIMEDOUT;
 }
 
+/* The CAS is the first touch of the lock's line: a load before it (the
+ * magic) would fetch the line shared and the CAS fetch it again, and
+ * between the two a waiter can take it.  A CAS that took a word that is
+ * no lock puts the 0 back. */
 int mp_lock_acquire(mp_lock *l, double timeout_s)
 {
 	struct lock_shared *s = shared(l);
 
-	if (MP__UNLIKELY(!s || s->magic != LOCK_MAGIC))
-		return -EINVAL;
-	if (!mp__timeout_ok(timeout_s))
+	if (MP__UNLIKELY(!s || !mp__timeout_ok(timeout_s)))
 		return -EINVAL;
 	uint64_t me = mp__lock_id();
 	uint64_t zero = 0;
 	if (MP__LIKELY(atomic_compare_exchange_strong_explicit(
 		    &s->word, &zero, me, memory_order_acquire,
 		    memory_order_relaxed))) {
+		if (MP__UNLIKELY(s->magic != LOCK_MAGIC)) {
+			atomic_store_explicit(&s->word, 0,
+					      memory_order_relaxed);
+			return -EINVAL;
+		}
 		took(s);
 		return 0;
 	}
+	if (MP__UNLIKELY(s->magic != LOCK_MAGIC))
+		return -EINVAL;
 	return acquire_slow(s, me, timeout_s);
 }
 
-int mp_lock_release(mp_lock *l)
+/* The word was not just our id: sleepers to wake, an id taken before our
+ * start time was known, or not ours at all. */
+static __attribute__((noinline)) int release_slow(struct lock_shared *s,
+						  uint64_t cur)
 {
-	struct lock_shared *s = shared(l);
-
-	if (MP__UNLIKELY(!s || s->magic != LOCK_MAGIC))
+	if (s->magic != LOCK_MAGIC)
 		return -EINVAL;
-	if (!mp__id_is_mine(atomic_load_explicit(&s->word,
-						 memory_order_relaxed)))
+	if (!mp__id_is_mine(cur))
 		return -EPERM;
 	uint64_t old = atomic_exchange_explicit(&s->word, 0,
 						memory_order_release);
 	if (old & WAIT)
 		mp__futex_wake(futex_of(s), 1);
 	return 0;
+}
+
+/* One CAS from our id: the check that we hold the lock and the release
+ * in one touch of the line. */
+int mp_lock_release(mp_lock *l)
+{
+	struct lock_shared *s = shared(l);
+
+	if (MP__UNLIKELY(!s))
+		return -EINVAL;
+	uint64_t cur = mp__lock_id();
+	if (MP__LIKELY(atomic_compare_exchange_strong_explicit(
+		    &s->word, &cur, 0, memory_order_release,
+		    memory_order_relaxed)))
+		return 0;
+	return release_slow(s, cur);
 }
 
 bool mp__lock_is_valid(mp_lock *l)
