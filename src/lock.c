@@ -44,7 +44,9 @@
 struct lock_shared {
 	_Atomic uint64_t word;
 	uint32_t magic;
-	_Atomic uint32_t cpu; /* 1 + the CPU its holder took it on; 0 unknown */
+	_Atomic uint16_t cpu;	   /* 1 + the CPU its holder took it on; 0: not
+				      known */
+	_Atomic uint16_t sleepers; /* in futex_wait, or about to be */
 };
 
 _Static_assert(sizeof(struct lock_shared) == sizeof(mp_lock), "ABI");
@@ -70,6 +72,7 @@ int mp_lock_init(mp_lock *l)
 		return -EINVAL;
 	struct lock_shared *s = shared(l);
 	atomic_store_explicit(&s->cpu, 0, memory_order_relaxed);
+	atomic_store_explicit(&s->sleepers, 0, memory_order_relaxed);
 	atomic_store_explicit(&s->word, 0, memory_order_relaxed);
 	s->magic = LOCK_MAGIC;
 	return 0;
@@ -104,7 +107,21 @@ void mp_lock_free(mp_lock *l)
 /* Taken: say where (a plain store to the line the CAS just took). */
 static inline void took(struct lock_shared *s)
 {
-	atomic_store_explicit(&s->cpu, mp__cpu_here(), memory_order_relaxed);
+	uint32_t cpu = mp__cpu_here();
+	atomic_store_explicit(&s->cpu, cpu <= UINT16_MAX ? (uint16_t)cpu : 0,
+			      memory_order_relaxed);
+}
+
+/* The flags for a waiter that takes the lock: WAIT when it has slept and
+ * others still sleep, since the release that woke it cleared WAIT and
+ * only our release can wake them now.  A sleeper that comes later sets
+ * WAIT itself. */
+static inline uint64_t wait_if_sleepers(struct lock_shared *s, bool slept)
+{
+	return slept && atomic_load_explicit(&s->sleepers,
+					     memory_order_relaxed)
+		   ? WAIT
+		   : 0;
 }
 
 /* The word was `seen`; if its owner is dead, take the lock over. */
@@ -143,7 +160,7 @@ static bool recover(struct lock_shared *s, uint64_t seen, uint64_t me)
 #define SPIN_PAUSES 384
 #define SAME_YIELDS 4
 
-static bool spin_acquire(struct lock_shared *s, uint64_t me, uint64_t extra)
+static bool spin_acquire(struct lock_shared *s, uint64_t me, bool slept)
 {
 	uint32_t here = mp__cpu_here();
 	int gap = GAP_FIRST, yields = 0;
@@ -155,7 +172,8 @@ static bool spin_acquire(struct lock_shared *s, uint64_t me, uint64_t extra)
 						    memory_order_relaxed);
 		if (cur == 0) {
 			if (atomic_compare_exchange_strong_explicit(
-				    &s->word, &cur, me | extra,
+				    &s->word, &cur,
+				    me | wait_if_sleepers(s, slept),
 				    memory_order_acquire,
 				    memory_order_relaxed)) {
 				took(s);
@@ -189,17 +207,15 @@ static __attribute__((noinline)) int acquire_slow(struct lock_shared *s,
 	if (mp__id_is_mine(atomic_load_explicit(&s->word,
 						memory_order_relaxed)))
 		return -EDEADLK;
-	if (spin_acquire(s, me, 0))
+	bool slept = false;
+	if (spin_acquire(s, me, slept))
 		return 0;
 	for (;;) {
 		cur = atomic_load_explicit(&s->word, memory_order_relaxed);
 		if (cur == 0) {
-			/* We may have slept: others may sleep too, so keep
-			 * WAIT set and let our release wake them.  (Clearing
-			 * it when no one sleeps measured slower: the stale bit
-			 * is a backoff that lets a holder keep the line.) */
 			if (atomic_compare_exchange_weak_explicit(
-				    &s->word, &cur, me | WAIT,
+				    &s->word, &cur,
+				    me | wait_if_sleepers(s, slept),
 				    memory_order_acquire, memory_order_relaxed)) {
 				took(s);
 				return 0;
@@ -216,10 +232,18 @@ static __attribute__((noinline)) int acquire_slow(struct lock_shared *s,
 			cur |= WAIT;
 		}
 		mp__deadline slice = mp__deadline_min_slice(deadline, SLICE_NS);
-		if (mp__futex_wait(futex_of(s), (uint32_t)cur, slice) == 0) {
+		/* Counted before the futex reads the word (a full barrier
+		 * between), and the release reads the count after its
+		 * exchange: so either it sees us and wakes, or the word we
+		 * sleep on has moved and we do not sleep. */
+		atomic_fetch_add_explicit(&s->sleepers, 1, memory_order_seq_cst);
+		int r = mp__futex_wait(futex_of(s), (uint32_t)cur, slice);
+		atomic_fetch_sub_explicit(&s->sleepers, 1, memory_order_relaxed);
+		slept = true;
+		if (r == 0) {
 			/* Woken, or the word moved before we slept (the
-			 * holder runs): spin again, keeping WAIT. */
-			if (spin_acquire(s, me, WAIT))
+			 * holder runs): spin again. */
+			if (spin_acquire(s, me, slept))
 				return 0;
 			continue;
 		}
@@ -283,8 +307,12 @@ static __attribute__((noinline)) int release_slow(struct lock_shared *s,
 	if (!mp__id_is_mine(cur))
 		return -EPERM;
 	uint64_t old = atomic_exchange_explicit(&s->word, 0,
-						memory_order_release);
-	if (old & WAIT)
+						memory_order_seq_cst);
+	/* WAIT says someone may sleep, the count whether anyone does: a
+	 * waiter that set WAIT often finds the word moved when its futex
+	 * call looks, and does not sleep. */
+	if ((old & WAIT) &&
+	    atomic_load_explicit(&s->sleepers, memory_order_seq_cst))
 		mp__futex_wake(futex_of(s), 1);
 	return 0;
 }
