@@ -244,17 +244,20 @@ int main(int argc, char **argv)
 	c[KINDS].name = "Python multiprocessing.Lock";
 	bench_py_contender(&c[KINDS], &py, "sync_lock.py", "%ld",
 			   bench_size(1000000));
-	if (keep("uncontended", c, KINDS + 1))
+	if (keep("uncontended", c, KINDS + 1)) {
 		bench_interleave(c, KINDS + 1, runs);
-	bench_rows("lock", "uncontended", c, KINDS + 1, 1e9, "ns");
-	bench_vs("uncontended", "mp_lock", &c[MP_LOCK].st, names[ROBUST],
-		 &c[ROBUST].st, BENCH_LOWER | BENCH_HEADLINE);
-	bench_vs("uncontended", "mp_lock", &c[MP_LOCK].st, names[FUTEX],
-		 &c[FUTEX].st, BENCH_LOWER);
-	bench_vs("uncontended", "mp_lock", &c[MP_LOCK].st, names[SEM],
-		 &c[SEM].st, BENCH_LOWER);
-	bench_vs("uncontended", "mp_lock", &c[MP_LOCK].st, "Python Lock",
-		 &c[KINDS].st, BENCH_LOWER | BENCH_HEADLINE);
+		bench_rows("lock", "uncontended", c, KINDS + 1, 1e9, "ns");
+		bench_vs("uncontended", "mp_lock", &c[MP_LOCK].st,
+			 names[ROBUST], &c[ROBUST].st,
+			 BENCH_LOWER | BENCH_HEADLINE);
+		bench_vs("uncontended", "mp_lock", &c[MP_LOCK].st,
+			 names[FUTEX], &c[FUTEX].st, BENCH_LOWER);
+		bench_vs("uncontended", "mp_lock", &c[MP_LOCK].st, names[SEM],
+			 &c[SEM].st, BENCH_LOWER);
+		bench_vs("uncontended", "mp_lock", &c[MP_LOCK].st,
+			 "Python Lock", &c[KINDS].st,
+			 BENCH_LOWER | BENCH_HEADLINE);
+	}
 
 	bench_header("lock", "contended shared counter, wall time per "
 			     "increment, lower is better");

@@ -38,7 +38,7 @@
 #include "spin.h"
 
 #define LOCK_MAGIC 0x4c4f434bu /* "LOCK" */
-#define WAIT 0x80000000u
+#define WAIT MP__LOCK_WAIT
 #define SLICE_NS (40 * 1000000)
 
 struct lock_shared {
@@ -352,5 +352,15 @@ int mp__lock_test_set_owner(mp_lock *l, uint64_t id)
 		return -EINVAL;
 	atomic_store_explicit(&shared(l)->word, id & MP__ID_MASK,
 			      memory_order_release);
+	return 0;
+}
+
+int mp__lock_test_state(mp_lock *l, uint64_t *word, uint32_t *sleepers)
+{
+	if (!mp__lock_is_valid(l) || !word || !sleepers)
+		return -EINVAL;
+	*word = atomic_load_explicit(&shared(l)->word, memory_order_acquire);
+	*sleepers = atomic_load_explicit(&shared(l)->sleepers,
+					 memory_order_acquire);
 	return 0;
 }
