@@ -18,17 +18,58 @@
  * the word of another holder: only the same task, which the check found
  * alive, has that id.
  *
- * Uncontended acquire and release are one atomic instruction each and make
- * no system call (the id is one cached per-thread value); an acquire also
- * stores, in the line its CAS took, the CPU it ran on (one rseq load), so
- * that waiters can tell a holder that cannot run.  A waiter spins while
- * the lock moves (spin_acquire), then sets WAIT and sleeps on the word
- * in slices.  When a slice ends with the same owner, it checks whether
- * that owner still lives, and if not, takes the lock over with a CAS from
- * the exact word it saw (so two waiters cannot both recover it, and a
- * waiter whose view is stale fails the CAS) and reports -EOWNERDEAD.  An
- * owner whose start time was unknown (self.c) counts as alive until its
- * tid is gone or a zombie.
+ * Uncontended acquire and release are one CAS each and make no system
+ * call (the id is one cached per-thread value).  Each CAS is the first
+ * touch of the lock's line (the magic is checked after it: a load first
+ * would fetch the line shared, the CAS fetch it again, and a waiter could
+ * take it in between), and a release's CAS from our exact id is also the
+ * check that we hold the lock.  An acquire also stores, in the line its
+ * CAS took, the CPU it ran on (one rseq load), so that waiters can tell a
+ * holder that cannot run.
+ *
+ * A waiter spins while the holder may run (spin_acquire: seldom looks,
+ * yield to a holder on our CPU, ~10 us at most), then sets WAIT, counts
+ * itself in `sleepers` and sleeps on the word in slices.  A release that
+ * finds WAIT wakes one sleeper if the count says one sleeps: a waiter that
+ * set WAIT often finds the word moved when its futex call looks, and does
+ * not sleep (before the count, 1984 wakes in a contended run woke 2).  The
+ * woken one takes the lock with WAIT while others are counted asleep.
+ * When a slice ends with the same owner, the waiter checks whether that
+ * owner still lives, and if not, takes the lock over with a CAS from the
+ * exact word it saw (so two waiters cannot both recover it, and a waiter
+ * whose view is stale fails the CAS) and reports -EOWNERDEAD.  An owner
+ * whose start time was unknown (self.c) counts as alive until its tid is
+ * gone or a zombie.  A waiter killed asleep stays counted: releases with
+ * WAIT then call futex_wake for nobody, which costs time, not correctness.
+ *
+ * The contended slow mode (issue 17: 4 processes on 2 CPUs at 0.83x a
+ * plain futex mutex, 2 processes at 0.67x).  The waiters used to CAS the
+ * word at every pause: each CAS took the line from the holder in the
+ * middle of its hold, its release had to fetch it back, and the waiter's
+ * next CAS, already queued, won the lock at that release.  The lock then
+ * moved between the CPUs at almost every increment, a transfer each:
+ * 280-410 moves per 1000 increments (900 in the worst runs, a strict
+ * alternation) where the futex mutex, whose waiters give up after 100
+ * tries and sleep, made 30-60.  Now a waiter looks (a load) at gaps of
+ * 16, 32, then 64 pauses and CASes only a word it saw free, so a holder
+ * that takes the lock again at once keeps it for a gap.  Same run,
+ * interleaved, bench-lock's rows, 1M increments a process, median of 7
+ * (2 processes under SCHED_FIFO one per CPU, as on an idle machine; 4 at
+ * nice -20 against the other work):
+ *
+ *                      before        after         futex mutex   robust
+ *   2 procs  ns/inc    82.8          32.1          67.5          87.3
+ *            moves/1k  92            11.7          56.5          128
+ *            futex/1k  10.9          0.87          2.5           170
+ *   4 procs  ns/inc    76.5          28.1          65.4          87.5
+ *            moves/1k  280           10.6          32.9          153
+ *            futex/1k  3.3           0.77          30.0          226
+ *
+ * (moves: MP_BENCH_LOCK_MOVES=1; futex calls: perf stat -e
+ * syscalls:sys_enter_futex.)  The longest single wait, 4 processes, fell
+ * from 12-22 ms to about 1 ms (a scheduler slice).  A waiter now sees a
+ * release up to one gap late (0.4-1.7 us), less than a futex wake-up
+ * costs; the uncontended release went from 23 to 13 instructions.
  */
 #include <errno.h>
 #include <stdatomic.h>
@@ -46,7 +87,9 @@ struct lock_shared {
 	uint32_t magic;
 	_Atomic uint16_t cpu;	   /* 1 + the CPU its holder took it on; 0: not
 				      known */
-	_Atomic uint16_t sleepers; /* in futex_wait, or about to be */
+	_Atomic uint16_t sleepers; /* in futex_wait, or about to be (65536
+				      would read as none: they would wake
+				      at the end of their slice) */
 };
 
 _Static_assert(sizeof(struct lock_shared) == sizeof(mp_lock), "ABI");
@@ -142,9 +185,11 @@ static bool recover(struct lock_shared *s, uint64_t seen, uint64_t me)
  * never take the lock's line from a holder that runs.  Each look at the
  * word moves the line to us, and the holder, whose next release and
  * acquire need it back, stalls for the transfer; a waiter that looks at
- * every pause (or CASes at every pause, as this lock used to) takes the
- * line away during each hold and wins it at each release, so the lock
- * moves between CPUs at every increment.  So we look seldom, at gaps
+ * every pause takes the line away during each hold and wins it at each
+ * release, so the lock moves between CPUs at every increment (CASing at
+ * every pause, as this lock used to, or loading at every pause and
+ * CASing a free word: 730 moves per 1000 increments, 2 processes on 2
+ * CPUs; at these gaps, 12).  So we look seldom, at gaps
  * that double from GAP_FIRST to GAP_MAX pauses (a pause is ~27 ns here:
  * 0.4 to 1.7 us), and CAS only a word we saw free: a holder that takes
  * the lock again at once keeps it for a whole gap, and we win it when
@@ -200,6 +245,7 @@ static __attribute__((noinline)) int acquire_slow(struct lock_shared *s,
 						  double timeout_s)
 {
 	mp__deadline deadline = mp__deadline_in(timeout_s);
+	bool slept = false;
 	uint64_t cur;
 
 	if (deadline != MP__NEVER && mp__now_ns() >= deadline)
@@ -207,7 +253,6 @@ static __attribute__((noinline)) int acquire_slow(struct lock_shared *s,
 	if (mp__id_is_mine(atomic_load_explicit(&s->word,
 						memory_order_relaxed)))
 		return -EDEADLK;
-	bool slept = false;
 	if (spin_acquire(s, me, slept))
 		return 0;
 	for (;;) {
