@@ -11,7 +11,12 @@
  *
  * Usage: bench-lock [impl [scenario]]: only the contenders whose name
  * starts with `impl` and the scenarios whose name starts with
- * `scenario` (to count one contender's system calls with perf stat).
+ * `scenario` (to count one contender's system calls with perf stat);
+ * a `scenario` ending in '$' names one scenario exactly.
+ * MP_BENCH_LOCK_MOVES=1 also counts, inside the lock, how often the
+ * counter's CPU changes (each time, the lock's line and the counter's
+ * moved between caches), and prints the median per 1000 increments
+ * after each contended scenario; the count costs a few ns an increment.
  */
 #include <errno.h>
 #include <linux/futex.h>
@@ -86,10 +91,26 @@ struct shared {
 	sem_t sem;
 	char pad5[64];
 	volatile long counter;
+	volatile long moves; /* MP_BENCH_LOCK_MOVES: CPU changes */
+	volatile int last_cpu;
 	_Atomic int ready;
 };
 
 static struct shared *sh;
+static bool count_moves;
+
+/* The increment, under the lock. */
+static inline void bump(void)
+{
+	sh->counter++;
+	if (count_moves) {
+		int cpu = sched_getcpu();
+		if (cpu != sh->last_cpu) {
+			sh->moves++;
+			sh->last_cpu = cpu;
+		}
+	}
+}
 
 static void init_mutex(pthread_mutex_t *m, bool robust)
 {
@@ -109,29 +130,29 @@ static inline void locked_inc(enum kind k)
 	switch (k) {
 	case MP_LOCK:
 		mp_lock_acquire(&sh->lock, MP_FOREVER);
-		sh->counter++;
+		bump();
 		mp_lock_release(&sh->lock);
 		break;
 	case ROBUST:
 		if (pthread_mutex_lock(&sh->robust) == EOWNERDEAD)
 			pthread_mutex_consistent(&sh->robust);
-		sh->counter++;
+		bump();
 		pthread_mutex_unlock(&sh->robust);
 		break;
 	case PTHREAD:
 		pthread_mutex_lock(&sh->plain);
-		sh->counter++;
+		bump();
 		pthread_mutex_unlock(&sh->plain);
 		break;
 	case FUTEX:
 		fmutex_lock(&sh->fm);
-		sh->counter++;
+		bump();
 		fmutex_unlock(&sh->fm);
 		break;
 	case SEM:
 		while (sem_wait(&sh->sem))
 			;
-		sh->counter++;
+		bump();
 		sem_post(&sh->sem);
 		break;
 	default:
@@ -144,6 +165,8 @@ struct job {
 	int procs; /* 0: uncontended, in this process */
 	bool pin;  /* one process per CPU */
 	long n;
+	int runs;  /* contended runs so far, and their moves per 1000 */
+	double moves[BENCH_MAX_RUNS];
 };
 
 static __attribute__((noinline)) double uncontended(enum kind k, long n)
@@ -156,11 +179,17 @@ static __attribute__((noinline)) double uncontended(enum kind k, long n)
 
 /* procs processes, n increments each, started together.  Returns the
  * wall time per increment, or -1 if the count came out wrong. */
-static double contended(enum kind k, int procs, bool pin, long n)
+static double contended(struct job *j)
 {
+	enum kind k = j->k;
+	int procs = j->procs;
+	bool pin = j->pin;
+	long n = j->n;
 	pid_t pids[8];
 	int ncpu = mp_cpu_count();
 	sh->counter = 0;
+	sh->moves = 0;
+	sh->last_cpu = -1;
 	atomic_store(&sh->ready, 0);
 	for (int p = 0; p < procs; p++) {
 		pids[p] = fork();
@@ -190,14 +219,16 @@ static double contended(enum kind k, int procs, bool pin, long n)
 	for (int p = 0; p < procs; p++)
 		waitpid(pids[p], NULL, 0);
 	double t = bench_now() - t0;
+	if (j->runs < BENCH_MAX_RUNS)
+		j->moves[j->runs++] = 1000.0 * (double)sh->moves /
+				      (double)(procs * n);
 	return sh->counter == procs * n ? t / (double)(procs * n) : -1;
 }
 
 static double run_job(void *arg)
 {
-	const struct job *j = arg;
-	return j->procs ? contended(j->k, j->procs, j->pin, j->n)
-			: uncontended(j->k, j->n);
+	struct job *j = arg;
+	return j->procs ? contended(j) : uncontended(j->k, j->n);
 }
 
 static const char *only_impl, *only_scen;
@@ -205,8 +236,13 @@ static const char *only_impl, *only_scen;
 /* Drop the contenders and scenarios the command line leaves out. */
 static bool keep(const char *scen, struct bench_contender *c, int n)
 {
-	if (only_scen && strncmp(scen, only_scen, strlen(only_scen)))
-		return false;
+	if (only_scen) {
+		size_t len = strlen(only_scen);
+		bool exact = len && only_scen[len - 1] == '$';
+		if (strncmp(scen, only_scen, exact ? len - 1 : len) ||
+		    (exact && scen[len - 1]))
+			return false;
+	}
 	for (int i = 0; i < n; i++)
 		if (only_impl && strncmp(c[i].name, only_impl,
 					 strlen(only_impl)))
@@ -222,6 +258,8 @@ int main(int argc, char **argv)
 	}
 	only_impl = argc > 1 ? argv[1] : NULL;
 	only_scen = argc > 2 ? argv[2] : NULL;
+	const char *m = getenv("MP_BENCH_LOCK_MOVES");
+	count_moves = m && *m && strcmp(m, "0");
 	sh = mp_shared_alloc(sizeof(*sh));
 	if (!sh)
 		return 1;
@@ -244,17 +282,20 @@ int main(int argc, char **argv)
 	c[KINDS].name = "Python multiprocessing.Lock";
 	bench_py_contender(&c[KINDS], &py, "sync_lock.py", "%ld",
 			   bench_size(1000000));
-	if (keep("uncontended", c, KINDS + 1))
+	if (keep("uncontended", c, KINDS + 1)) {
 		bench_interleave(c, KINDS + 1, runs);
-	bench_rows("lock", "uncontended", c, KINDS + 1, 1e9, "ns");
-	bench_vs("uncontended", "mp_lock", &c[MP_LOCK].st, names[ROBUST],
-		 &c[ROBUST].st, BENCH_LOWER | BENCH_HEADLINE);
-	bench_vs("uncontended", "mp_lock", &c[MP_LOCK].st, names[FUTEX],
-		 &c[FUTEX].st, BENCH_LOWER);
-	bench_vs("uncontended", "mp_lock", &c[MP_LOCK].st, names[SEM],
-		 &c[SEM].st, BENCH_LOWER);
-	bench_vs("uncontended", "mp_lock", &c[MP_LOCK].st, "Python Lock",
-		 &c[KINDS].st, BENCH_LOWER | BENCH_HEADLINE);
+		bench_rows("lock", "uncontended", c, KINDS + 1, 1e9, "ns");
+		bench_vs("uncontended", "mp_lock", &c[MP_LOCK].st,
+			 names[ROBUST], &c[ROBUST].st,
+			 BENCH_LOWER | BENCH_HEADLINE);
+		bench_vs("uncontended", "mp_lock", &c[MP_LOCK].st,
+			 names[FUTEX], &c[FUTEX].st, BENCH_LOWER);
+		bench_vs("uncontended", "mp_lock", &c[MP_LOCK].st, names[SEM],
+			 &c[SEM].st, BENCH_LOWER);
+		bench_vs("uncontended", "mp_lock", &c[MP_LOCK].st,
+			 "Python Lock", &c[KINDS].st,
+			 BENCH_LOWER | BENCH_HEADLINE);
+	}
 
 	bench_header("lock", "contended shared counter, wall time per "
 			     "increment, lower is better");
@@ -276,6 +317,16 @@ int main(int argc, char **argv)
 				continue;
 			bench_interleave(c, 3, runs);
 			bench_rows("lock", scen, c, 3, 1e9, "ns");
+			for (int i = 0; i < 3 && count_moves; i++) {
+				struct bench_stat st =
+				    bench_stat_of(jobs[i].moves, jobs[i].runs);
+				if (c[i].run && st.n)
+					printf("| %s | %s: lock moves between "
+					       "CPUs | %.4g | %.4g | %.4g | per "
+					       "1000 increments | %d |\n",
+					       scen, c[i].name, st.med, st.min,
+					       st.max, st.n);
+			}
 			bench_vs(scen, "mp_lock", &c[0].st, names[ROBUST],
 				 &c[1].st,
 				 BENCH_LOWER |

@@ -144,6 +144,11 @@ bool mp__lock_is_mine(mp_lock *l);
  * that task had taken it.  Return: 0, -EINVAL. */
 int mp__lock_test_set_owner(mp_lock *l, uint64_t id);
 
+/* For tests: l's word (owner id and flags; WAIT is MP__LOCK_WAIT) and
+ * how many waiters are counted as sleeping.  Return: 0, -EINVAL. */
+#define MP__LOCK_WAIT 0x80000000u
+int mp__lock_test_state(mp_lock *l, uint64_t *word, uint32_t *sleepers);
+
 /* For tests of queue.c: take the producer (side 0) or consumer (side 1)
  * lock of a queue and return holding it, as a process killed inside a put
  * or get would; with side 0 also scribble a half record past the tail. */

@@ -17,6 +17,12 @@ TEST(lock_bad_input)
 	mp_lock zeroed;
 	memset(&zeroed, 0, sizeof(zeroed));
 	ASSERT_ERR(mp_lock_acquire(&zeroed, 0), -EINVAL); /* never init'ed */
+	ASSERT_ERR(mp_lock_acquire(&zeroed, MP_FOREVER), -EINVAL);
+	ASSERT_ERR(mp_lock_release(&zeroed), -EINVAL);
+	/* The acquire's CAS comes before the check, and puts the 0 back. */
+	mp_lock zero;
+	memset(&zero, 0, sizeof(zero));
+	ASSERT_EQ(memcmp(&zeroed, &zero, sizeof(zero)), 0);
 	mp_lock l;
 	ASSERT_OK(mp_lock_init(&l));
 	ASSERT_ERR(mp_lock_release(&l), -EPERM);
@@ -28,6 +34,9 @@ TEST(lock_bad_input)
 	ASSERT_ERR(mp_lock_release(&l), -EPERM);
 	ASSERT_OK(mp_lock_destroy(&l));
 	ASSERT_ERR(mp_lock_acquire(&l, 0), -EINVAL);
+	ASSERT_ERR(mp_lock_release(&l), -EINVAL);
+	ASSERT_EQ(mp__lock_test_state(&l, &(uint64_t){0}, &(uint32_t){0}),
+		  -EINVAL);
 	mp_lock_free(NULL);
 }
 
@@ -163,10 +172,83 @@ TEST(lock_timeout)
 	double waited = test_now() - t0;
 	ASSERT(waited >= 0.15);
 	ASSERT(waited < 5);
+	/* It slept, and is no longer counted. */
+	uint64_t w;
+	uint32_t sleepers;
+	ASSERT_OK(mp__lock_test_state(l, &w, &sleepers));
+	ASSERT_EQ(sleepers, 0);
+	ASSERT(w & MP__LOCK_WAIT);
 	ASSERT_ERR(mp_lock_release(l), -EPERM);
 	kill(holder, SIGKILL);
 	test_wait(holder);
 	mp_lock_free(l);
+}
+
+struct handover {
+	mp_lock lock;
+	int got[2]; /* a waiter says it holds the lock */
+	int go[2];  /* and is told to release it */
+};
+
+static void *take_report_release(void *arg)
+{
+	struct handover *h = arg;
+	char c = 'x';
+
+	if (mp_lock_acquire(&h->lock, MP_FOREVER))
+		return (void *)1;
+	if (write(h->got[1], &c, 1) != 1 || read(h->go[0], &c, 1) != 1)
+		return (void *)2;
+	return mp_lock_release(&h->lock) ? (void *)3 : NULL;
+}
+
+/* Two waiters asleep.  The release clears WAIT and wakes one, which must
+ * take the lock with WAIT while the other sleeps, or the other would sleep
+ * through the next release; at the end nobody is counted asleep and the
+ * word is 0 (no stale WAIT to make releases wake nobody). */
+TEST(lock_woken_waiter_wakes_the_next)
+{
+	struct handover h;
+	uint64_t w;
+	uint32_t n;
+	pthread_t t[2];
+
+	ASSERT_OK(mp_lock_init(&h.lock));
+	ASSERT_OK(pipe(h.got));
+	ASSERT_OK(pipe(h.go));
+	ASSERT_OK(mp_lock_acquire(&h.lock, MP_FOREVER));
+	for (int i = 0; i < 2; i++)
+		ASSERT_OK(pthread_create(&t[i], NULL, take_report_release, &h));
+	do {
+		sched_yield();
+		ASSERT_OK(mp__lock_test_state(&h.lock, &w, &n));
+	} while (n < 2);
+	ASSERT(w & MP__LOCK_WAIT);
+	ASSERT_OK(mp_lock_release(&h.lock));
+	for (int i = 0; i < 2; i++) {
+		char c = 'x';
+		ASSERT_EQ(read(h.got[0], &c, 1), 1);
+		/* Whenever the other is counted asleep, the word says so
+		 * (it is counted only once WAIT is set). */
+		ASSERT_OK(mp__lock_test_state(&h.lock, &w, &n));
+		ASSERT(w & MP__ID_MASK);
+		if (n > 0)
+			ASSERT(w & MP__LOCK_WAIT);
+		ASSERT_EQ(write(h.go[1], &c, 1), 1);
+	}
+	for (int i = 0; i < 2; i++) {
+		void *r;
+		ASSERT_OK(pthread_join(t[i], &r));
+		ASSERT(r == NULL);
+	}
+	ASSERT_OK(mp__lock_test_state(&h.lock, &w, &n));
+	ASSERT_EQ(w, 0);
+	ASSERT_EQ(n, 0);
+	ASSERT_OK(mp_lock_destroy(&h.lock));
+	for (int i = 0; i < 2; i++) {
+		close(h.got[i]);
+		close(h.go[i]);
+	}
 }
 
 static int wait_for_lock(void *arg)
@@ -450,6 +532,7 @@ TEST(lock_pinned_waiter_spins)
 TEST_MAIN(T(lock_pinned_waiter_spins),
 	  T_TIMEOUT(lock_exact_count_pinned, 60), T(lock_bad_input), T_TIMEOUT(lock_exact_count_processes, 60),
 	  T_TIMEOUT(lock_exact_count_threads, 60), T(lock_timeout),
+	  T(lock_woken_waiter_wakes_the_next),
 	  T(lock_owner_killed_while_others_wait),
 	  T(lock_try_on_dead_owner_recovers),
 	  T(lock_owner_exits_normally_while_holding),
