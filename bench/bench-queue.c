@@ -12,7 +12,9 @@
  * medians, min and max; ratios of medians.  Usage: bench-queue [scale]
  * [ours|all [scenario]]: scale (default 1.0) scales the counts; "ours"
  * runs mp_queue alone, for interleaved A/B runs, "all" every contender;
- * either then runs only the scenarios whose name starts with `scenario`.
+ * either then runs only the scenarios whose name starts with `scenario`
+ * (or, ending with '$', the one so named).  MP_BENCH_VERBOSE=1 prints
+ * each run's rate and context switches on stderr.
  *
  * Left to the scheduler, 1 -> 1 is bimodal: the two processes share one
  * CPU (the ring fills, then drains, in slices) or run on two (each
@@ -28,6 +30,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -213,12 +216,21 @@ static double run(enum impl im, int np, int nc, size_t size, long n)
 	double t0 = bench_now();
 	atomic_store_explicit(&R->go, 1, memory_order_release);
 	bool ok = true;
+	long vcs = 0, ivcs = 0;
 	for (int i = 0; i < k; i++) {
 		int st;
-		waitpid(pids[i], &st, 0);
+		struct rusage ru;
+		wait4(pids[i], &st, 0, &ru);
 		ok = ok && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+		vcs += ru.ru_nvcsw;
+		ivcs += ru.ru_nivcsw;
 	}
 	double dt = bench_now() - t0;
+	/* Which mode a run was in: its rate beside the children's context
+	 * switches (voluntary: slept or yielded; involuntary: preempted). */
+	if (getenv("MP_BENCH_VERBOSE"))
+		fprintf(stderr, "%s %zu B: %.3f M msg/s, %ld+%ld switches\n",
+			impl_name[im], size, (double)n / dt / 1e6, vcs, ivcs);
 	switch (im) {
 	case MPQ:
 		mp_queue_free(R->q);
@@ -257,7 +269,10 @@ static double run_job(void *arg)
 static void scenario(const char *name, int np, int nc, size_t size,
 		     double scale, bool peers, struct bench_stat *ours_out)
 {
-	if (only && strncmp(name, only, strlen(only)))
+	size_t len = only ? strlen(only) : 0;
+	if (len && only[len - 1] == '$' ? strlen(name) != len - 1 ||
+						  strncmp(name, only, len - 1)
+					: only && strncmp(name, only, len))
 		return;
 	placement = strstr(name, "one CPU")    ? "00"
 		    : strstr(name, "two CPUs") ? "01"
