@@ -8,42 +8,49 @@
  * Waiting (issue 17: fast in the worst run).  1 -> 1 left to the scheduler
  * is bimodal, and counting instead of timing (perf stat's context-switch
  * and syscall tracepoints per message, bench-queue's "one CPU" and "two
- * CPUs" scenarios) shows why:
+ * CPUs" scenarios, MP_BENCH_VERBOSE's switches per run) shows why:
  *  - Both on one CPU, the ring fills and drains in turns, one
  *    sched_yield per turn (0.05 a message at 4 KiB, 0.001 at 64 B) and
- *    no futex call at all.  But each turn began with the waiter spinning
- *    SPINS pauses (~6 us) for a peer that could not run: ~40% of the time
- *    at 4 KiB.  Now each side publishes the CPU it ran on (side.cpu, in
- *    its own line, rseq-cheap), and a waiter whose peer last ran on its
- *    own CPU skips the spin and yields at once; one whose peer is on
- *    another CPU spins and does not yield (that helps nobody).  One CPU,
- *    4 KiB: 3.0-3.4 -> 3.8-5.4 M msg/s, same yields and switches.
- *  - One per CPU, futex calls are rare (one per 300-5000 messages): a
- *    wake-up per message is not what makes the slow runs, so wake-ups are
- *    not batched (no latency is added to a lone message for it).  What
- *    changes is whether the consumer is behind (it reads records from its
- *    tail cache, in batches) or caught up (it reloads the tail for each
- *    record, 0.16-0.51 reloads a message measured, and every record's
- *    lines cross between the caches twice).  slip() below keeps a
- *    spinning consumer from catching up too closely: 0.03-0.13 reloads a
- *    message.  Its latency bound is documented there and tested
- *    (fault_lone_message_to_spinner).
- * The wake-up protocol (PEER, events read before raising it) is unchanged:
- * only how long a waiter spins or yields before it.
+ *    no futex call at all.  Each side publishes the CPU it ran on
+ *    (side.cpu, in its own line, rseq-cheap), and a waiter whose peer
+ *    last ran on its own CPU skips the spin and yields at once; one whose
+ *    peer is on another CPU spins and does not yield (that helps nobody).
+ *    This mode is fast (64 B: 17 M msg/s, 4 KiB: 2.5 M msg/s).
+ *  - One per CPU, futex calls are rare (0.0003 a message) and context
+ *    switches too (10-300 a run of 1 M messages): no wake-up per message,
+ *    so wake-ups are not batched.  The slow runs are this mode, and they
+ *    are cache traffic: the machine has no PMU to count it (perf's
+ *    hardware events are "not supported" in this VM), so we counted the
+ *    consumer's looks at the tail that found it moved (each takes the
+ *    tail's line from the producer, and the reads that follow take the
+ *    lines it is writing).  With the slip of before (1 KiB, a look every
+ *    4 pauses, 8 looks) that was 0.6-0.92 a message: the consumer stayed
+ *    caught up and each message crossed the caches one by one, 8.3 M
+ *    msg/s at 64 B, two CPUs, when quiet.
  *
- * Measured again (2026-12-02, bench-queue 0.5 ours "1x1, 64 B", 7 runs of
- * 2,000,000 messages each under perf stat, the machine shared with other
- * builds): 1,200-4,600 futex calls and 54,000-69,000 sched_yields for 14 M
- * messages (0.0003 and 0.005 a message), 23,000-26,000 context switches:
- * still no wake-up per message, so batching wake-ups would buy nothing.
- * Side by side in one run (bench-queue 1 all "1x1"), mp_queue's median is
- * 0.80x the spinning SPSC ring at 64 B and 0.93x at 4 KiB, with the same
- * slow runs as the ring (the two-CPU mode, where each record's lines
- * cross between the caches; the ring has no lock, no wake-up and no
- * yields at all): the slow mode left is the hardware's and the load's,
- * not the protocol's.  Against a pipe the ratio swings with the load far
- * more than with us (3.3x busy, 5.4x-12x quiet): the pipe sleeps, so a
- * busy machine costs it less than any spinning ring.
+ * What changed (2026-12-02):
+ *  - slip() (queue-wait.h) waits for the producer to get 4 KiB ahead, looking
+ *    at the tail every 16 pauses, at most 16 times: 0.10-0.13 moved tails a
+ *    message (7x fewer), 64 B two CPUs 8.3 -> 16-17 M msg/s in interleaved
+ *    quiet runs (the spinning SPSC ring there: 10.7-13.6).  A lone message
+ *    waits at most one more look (~0.45 us), the first of a slow stream at
+ *    most 16 (~7 us); both bounds are tested (fault_lone_message_to_spinner,
+ *    fault_slip_stream_bounded).  Slipping also with the consumer lock
+ *    held, when a reload of the tail finds a few records (0.06-0.08 moved
+ *    tails a message), bought little and would stall other consumers:
+ *    not done.
+ *  - A message of 1 KiB or more for a consumer that last ran on another
+ *    CPU is written with non-temporal stores (queue-layout.h): 4 KiB two
+ *    CPUs 0.84 -> 1.3 M msg/s; on one CPU they are not used (2.6 -> 1.1
+ *    with them).
+ *  - Tried and dropped: prefetchw of the lines 512 B past the tail (the
+ *    producer's copy then does not wait for the consumer's copies to be
+ *    invalidated): 8.3 -> 7.5 M msg/s at 64 B two CPUs; prefetching the
+ *    published lines past the head on the consumer: no change.
+ * What is left is not the protocol's: against a pipe the ratio swings
+ * with the pipe's own mode (0.6-2.8 M msg/s at 64 B, quiet or not, on
+ * one CPU or two) more than with ours, and 4 KiB is the copies' cost
+ * (two 4 KiB copies and 64 lines crossing per message).
  */
 #include <errno.h>
 #include <sched.h>
