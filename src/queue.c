@@ -30,12 +30,13 @@
  *
  * What changed (2026-12-02):
  *  - slip() (queue-wait.h) waits for the producer to get 4 KiB ahead, looking
- *    at the tail every 16 pauses, at most 16 times: 0.10-0.13 moved tails a
- *    message (7x fewer), 64 B two CPUs 8.3 -> 16-17 M msg/s in interleaved
- *    quiet runs (the spinning SPSC ring there: 10.7-13.6).  A lone message
- *    waits at most one more look (~0.45 us), the first of a slow stream at
- *    most 16 (~7 us); both bounds are tested (fault_lone_message_to_spinner,
- *    fault_slip_stream_bounded).  Slipping also with the consumer lock
+ *    at the tail 4 pauses in, then every 16 pauses, at most 16 times:
+ *    0.10-0.13 moved tails a message (7x fewer), 64 B two CPUs 8.3 ->
+ *    14-17 M msg/s in interleaved quiet runs (the spinning SPSC ring
+ *    there: 10.7-13.6).  A lone message waits at most 4 more pauses
+ *    (~0.1 us: a 64 B round trip between two CPUs stays 0.6 us), the first
+ *    of a slow stream at most 244 (~6.6 us); both bounds are tested
+ *    (fault_lone_message_to_spinner, fault_slip_stream_bounded).  Slipping also with the consumer lock
  *    held, when a reload of the tail finds a few records (0.06-0.08 moved
  *    tails a message), bought little and would stall other consumers:
  *    not done.
