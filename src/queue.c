@@ -48,6 +48,13 @@
  *    producer's copy then does not wait for the consumer's copies to be
  *    invalidated): 8.3 -> 7.5 M msg/s at 64 B two CPUs; prefetching the
  *    published lines past the head on the consumer: no change.
+ * Both 1 -> 1 modes are now about as fast at 64 B (quiet: 14-17 M msg/s
+ * on two CPUs, 16-17 on one), and 2x2 and 4x4 went 10 -> 16 M msg/s with
+ * the slip.  The 64 B round trip (bench-queue "round trip") is unchanged:
+ * ~1.0 M/s before and after, unpinned.  The two-CPU mode has a slow
+ * state of its own that is the host's, not ours (the spinning SPSC ring
+ * itself: 3.8 M msg/s there against 10.7-13.6): in it, same run, 64 B
+ * 2.9 -> 4.4 M msg/s, 4 KiB 0.85 -> 1.45.
  * What is left is not the protocol's: against a pipe the ratio swings
  * with the pipe's own mode (0.6-2.8 M msg/s at 64 B, quiet or not, on
  * one CPU or two) more than with ours, and 4 KiB is the copies' cost
