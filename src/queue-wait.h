@@ -55,11 +55,11 @@ static inline bool peer_far(struct side *other, uint64_t here)
  * round trip between two CPUs stays 0.6 us, where a first look 16 pauses
  * in made it 1.3 us), the first message of a slow stream (tail moving at
  * every look, never SLIP_BYTES ahead) at most SLIP_FIRST + (SLIP_ROUNDS -
- * 1) * SLIP_PAUSES (~6.6 us).  Only a consumer that had to spin slips: one
+ * 1) * SLIP_PAUSES (~13 us).  Only a consumer that had to spin slips: one
  * that finds records, or sleeps, never waits for more.  Both bounds are
  * tested (fault_lone_message_to_spinner, fault_slip_stream_bounded). */
-#define SLIP_BYTES 4096u
-#define SLIP_PAUSES 16
+#define SLIP_BYTES 8192u
+#define SLIP_PAUSES 32
 #define SLIP_ROUNDS 16
 #define SLIP_FIRST 4
 

@@ -29,16 +29,17 @@
  *    msg/s at 64 B, two CPUs, when quiet.
  *
  * What changed (2026-12-02):
- *  - slip() (queue-wait.h) waits for the producer to get 4 KiB ahead, looking
- *    at the tail 4 pauses in, then every 16 pauses, at most 16 times:
- *    0.10-0.13 moved tails a message (7x fewer), 64 B two CPUs 8.3 ->
- *    14-17 M msg/s in interleaved quiet runs (the spinning SPSC ring
- *    there: 10.7-13.6).  A lone message waits at most 4 more pauses
+ *  - slip() (queue-wait.h) waits for the producer to get 8 KiB ahead,
+ *    looking at the tail 4 pauses in, then every 32 pauses, at most 16
+ *    times: 0.05-0.06 moved tails a message (15x fewer), 64 B two CPUs
+ *    8.0-8.4 -> 17.6-19.0 M msg/s in interleaved quiet runs (the spinning
+ *    SPSC ring there: 10.7-13.6; 4 KiB ahead and a look every 16 pauses:
+ *    0.10 and 16.7-17.2).  A lone message waits at most 4 more pauses
  *    (~0.1 us: a 64 B round trip between two CPUs stays 0.6 us), the first
- *    of a slow stream at most 244 (~6.6 us); both bounds are tested
- *    (fault_lone_message_to_spinner, fault_slip_stream_bounded).  Slipping also with the consumer lock
- *    held, when a reload of the tail finds a few records (0.06-0.08 moved
- *    tails a message), bought little and would stall other consumers:
+ *    of a slow stream at most 484 (~13 us); both bounds are tested
+ *    (fault_lone_message_to_spinner, fault_slip_stream_bounded).
+ *    Slipping also with the consumer lock held, when a reload of the tail
+ *    finds a few records, bought little and would stall other consumers:
  *    not done.
  *  - A message of 1 KiB or more for a consumer that last ran on another
  *    CPU is written with non-temporal stores (queue-layout.h): 4 KiB two
@@ -48,13 +49,13 @@
  *    producer's copy then does not wait for the consumer's copies to be
  *    invalidated): 8.3 -> 7.5 M msg/s at 64 B two CPUs; prefetching the
  *    published lines past the head on the consumer: no change.
- * Both 1 -> 1 modes are now about as fast at 64 B (quiet: 14-17 M msg/s
+ * Both 1 -> 1 modes are now about as fast at 64 B (quiet: 15-19 M msg/s
  * on two CPUs, 16-17 on one), and 2x2 and 4x4 went 10 -> 16 M msg/s with
  * the slip.  The 64 B round trip (bench-queue "round trip") is unchanged:
  * ~1.0 M/s before and after, unpinned.  The two-CPU mode has a slow
  * state of its own that is the host's, not ours (the spinning SPSC ring
  * itself: 3.8 M msg/s there against 10.7-13.6): in it, same run, 64 B
- * 2.9 -> 4.4 M msg/s, 4 KiB 0.85 -> 1.45.
+ * 2.9 -> 4.4 M msg/s (4.8 with the 8 KiB slip), 4 KiB 0.85 -> 1.45.
  * What is left is not the protocol's: against a pipe the ratio swings
  * with the pipe's own mode (0.6-2.8 M msg/s at 64 B, quiet or not, on
  * one CPU or two) more than with ours, and 4 KiB is the copies' cost
