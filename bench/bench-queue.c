@@ -12,14 +12,18 @@
  * medians, min and max; ratios of medians.  Usage: bench-queue [scale]
  * [ours|all [scenario]]: scale (default 1.0) scales the counts; "ours"
  * runs mp_queue alone, for interleaved A/B runs, "all" every contender;
- * either then runs only the scenarios whose name starts with `scenario`.
+ * either then runs only the scenarios whose name starts with `scenario`
+ * (or, ending with '$', the one so named).  MP_BENCH_VERBOSE=1 prints
+ * each run's rate and context switches on stderr.
  *
  * Left to the scheduler, 1 -> 1 is bimodal: the two processes share one
  * CPU (the ring fills, then drains, in slices) or run on two (each
  * message's lines cross between the caches, and the consumer may sleep
  * per message).  The scenarios labelled "one CPU" and "two CPUs" pin
  * both children to CPU 0, or one to each, so that both modes are
- * measured on their own; the unlabelled ones are what users get.
+ * measured on their own; the unlabelled ones are what users get.  "round
+ * trip" sends one message at a time there and back: the latency that the
+ * consumer's batching (its slip, see queue-wait.h) must not cost.
  */
 #include <fcntl.h>
 #include <mqueue.h>
@@ -28,6 +32,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -213,12 +218,21 @@ static double run(enum impl im, int np, int nc, size_t size, long n)
 	double t0 = bench_now();
 	atomic_store_explicit(&R->go, 1, memory_order_release);
 	bool ok = true;
+	long vcs = 0, ivcs = 0;
 	for (int i = 0; i < k; i++) {
 		int st;
-		waitpid(pids[i], &st, 0);
+		struct rusage ru;
+		wait4(pids[i], &st, 0, &ru);
 		ok = ok && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+		vcs += ru.ru_nvcsw;
+		ivcs += ru.ru_nivcsw;
 	}
 	double dt = bench_now() - t0;
+	/* Which mode a run was in: its rate beside the children's context
+	 * switches (voluntary: slept or yielded; involuntary: preempted). */
+	if (getenv("MP_BENCH_VERBOSE"))
+		fprintf(stderr, "%s %zu B: %.3f M msg/s, %ld+%ld switches\n",
+			impl_name[im], size, (double)n / dt / 1e6, vcs, ivcs);
 	switch (im) {
 	case MPQ:
 		mp_queue_free(R->q);
@@ -257,7 +271,10 @@ static double run_job(void *arg)
 static void scenario(const char *name, int np, int nc, size_t size,
 		     double scale, bool peers, struct bench_stat *ours_out)
 {
-	if (only && strncmp(name, only, strlen(only)))
+	size_t len = only ? strlen(only) : 0;
+	if (len && only[len - 1] == '$' ? strlen(name) != len - 1 ||
+						  strncmp(name, only, len - 1)
+					: only && strncmp(name, only, len))
 		return;
 	placement = strstr(name, "one CPU")    ? "00"
 		    : strstr(name, "two CPUs") ? "01"
@@ -314,6 +331,92 @@ static void scenario(const char *name, int np, int nc, size_t size,
 		*ours_out = c[MPQ].st;
 }
 
+/* Round trips: the parent sends a message, the child sends it back on a
+ * second channel.  What a lone message costs (the consumer is waiting:
+ * spinning, yielding or asleep), which batching in the queue must not
+ * make worse; unpinned, 64 bytes. */
+struct rtt {
+	mp_queue *q[2];
+	int fd[2][2];
+};
+
+static int hop(enum impl im, struct rtt *t, int dir, bool put, uint8_t *m)
+{
+	ssize_t n;
+	if (im == MPQ) {
+		if (put)
+			return mp_queue_put(t->q[dir], m, 64, MP_FOREVER);
+		n = mp_queue_get(t->q[dir], m, 64, MP_FOREVER);
+	} else {
+		n = put ? write(t->fd[dir][1], m, 64) : read(t->fd[dir][0], m, 64);
+	}
+	return n == 64 ? 0 : -1;
+}
+
+static double rtt_run(void *arg)
+{
+	const struct job *j = arg;
+	struct rtt *t = mp_shared_alloc(sizeof(*t));
+	uint8_t m[64] = {0};
+	bool ok;
+
+	if (!t)
+		return 0;
+	if (j->im == MPQ) {
+		t->q[0] = mp_queue_new(0);
+		t->q[1] = mp_queue_new(0);
+		ok = t->q[0] && t->q[1];
+	} else {
+		ok = !pipe(t->fd[0]) && !pipe(t->fd[1]);
+	}
+	if (!ok)
+		return 0;
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid == 0) {
+		for (long i = 0; i < j->n; i++)
+			if (hop(j->im, t, 0, false, m) || hop(j->im, t, 1, true, m))
+				_exit(1);
+		_exit(0);
+	}
+	double t0 = bench_now();
+	for (long i = 0; ok && i < j->n; i++)
+		ok = !hop(j->im, t, 0, true, m) && !hop(j->im, t, 1, false, m);
+	double dt = bench_now() - t0;
+	int st;
+	waitpid(pid, &st, 0);
+	ok = ok && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+	if (j->im == MPQ) {
+		mp_queue_free(t->q[0]);
+		mp_queue_free(t->q[1]);
+	} else {
+		for (int d = 0; d < 2; d++) {
+			close(t->fd[d][0]);
+			close(t->fd[d][1]);
+		}
+	}
+	mp_shared_free(t);
+	return ok ? (double)j->n / dt : 0;
+}
+
+static void round_trips(const char *name, double scale)
+{
+	size_t len = only ? strlen(only) : 0;
+	if (len && only[len - 1] == '$' ? strlen(name) != len - 1 ||
+						  strncmp(name, only, len - 1)
+					: only && strncmp(name, only, len))
+		return;
+	long n = (long)(100000 * scale);
+	struct job jobs[2] = {{MPQ, 1, 1, 64, n > 1 ? n : 1},
+			      {PIPE, 1, 1, 64, n / 4 > 1 ? n / 4 : 1}};
+	struct bench_contender c[2] = {
+	    {.name = impl_name[MPQ], .run = rtt_run, .arg = &jobs[0]},
+	    {.name = impl_name[PIPE], .run = rtt_run, .arg = &jobs[1]}};
+	bench_interleave(c, 2, bench_runs(7));
+	bench_rows("queue", name, c, 2, 1e-3, "k round trips/s");
+	bench_vs(name, "mp_queue", &c[0].st, impl_name[PIPE], &c[1].st, 0);
+}
+
 int main(int argc, char **argv)
 {
 	double scale = argc > 1 ? atof(argv[1]) : 1.0;
@@ -341,6 +444,8 @@ int main(int argc, char **argv)
 	scenario("1x1, 4 KiB, two CPUs", 1, 1, 4096, scale, peers, NULL);
 	scenario("2x2, 64 B", 2, 2, 64, scale, peers, &two);
 	scenario("4x4, 64 B", 4, 4, 64, scale, peers, &four);
+	if (peers)
+		round_trips("1x1, 64 B round trip", scale);
 	bench_vs("2x2 vs 1x1, 64 B", "mp_queue 2x2", &two, "mp_queue 1x1", &one,
 		 0);
 	bench_vs("4x4 vs 1x1, 64 B", "mp_queue 4x4", &four, "mp_queue 1x1",

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Fault-injection points (see fault.h).  Compiled to nothing unless
- * MP_FAULT_POINTS is defined.  One point is armed at a time: that is all a
- * test needs, and it keeps the hit path to one relaxed load when off.
+ * MP_FAULT_POINTS is defined.  One stop-or-kill point and one fail point
+ * are armed at a time (a test may need both: stop where a wait starts,
+ * and make a condition inside it fail); mp__fault_armed says whether any
+ * is, which keeps the hit path to one relaxed load when off.
  */
 #ifdef MP_FAULT_POINTS
 #include <signal.h>
@@ -12,28 +14,46 @@
 #include "fault.h"
 #include "internal.h"
 
+/* Bits of mp__fault_armed: which slot is armed. */
+#define STOP_ARMED 1
+#define FAIL_ARMED 2
+
 _Atomic int mp__fault_armed;
 static char armed_name[64];
 static enum mp__fault_action armed_action;
-static _Atomic unsigned armed_left; /* hits still to skip, then act; for
-				       MP__FAULT_FAIL hits still to fail */
-static bool fail_always;            /* MP__FAULT_FAIL with nth 0 */
+static _Atomic unsigned armed_left; /* hits still to skip, then act */
+static char fail_name[64];
+static _Atomic unsigned fail_left; /* MP__FAULT_FAIL hits still to fail */
+static bool fail_always;           /* MP__FAULT_FAIL with nth 0 */
 
+/* Arm a point in its slot (replacing that slot's point); OFF disarms
+ * both. */
 void mp__fault_arm(const char *name, enum mp__fault_action action,
 		   unsigned nth)
 {
-	atomic_store_explicit(&mp__fault_armed, 0, memory_order_relaxed);
-	if (!name || action == MP__FAULT_OFF)
+	if (!name || action == MP__FAULT_OFF) {
+		atomic_store_explicit(&mp__fault_armed, 0,
+				      memory_order_relaxed);
 		return;
+	}
+	if (action == MP__FAULT_FAIL) {
+		atomic_fetch_and_explicit(&mp__fault_armed, ~FAIL_ARMED,
+					  memory_order_relaxed);
+		strncpy(fail_name, name, sizeof(fail_name) - 1);
+		fail_always = nth == 0;
+		atomic_store_explicit(&fail_left, nth, memory_order_relaxed);
+		atomic_fetch_or_explicit(&mp__fault_armed, FAIL_ARMED,
+					 memory_order_release);
+		return;
+	}
+	atomic_fetch_and_explicit(&mp__fault_armed, ~STOP_ARMED,
+				  memory_order_relaxed);
 	strncpy(armed_name, name, sizeof(armed_name) - 1);
 	armed_action = action;
-	fail_always = action == MP__FAULT_FAIL && nth == 0;
-	if (action == MP__FAULT_FAIL)
-		atomic_store_explicit(&armed_left, nth, memory_order_relaxed);
-	else
-		atomic_store_explicit(&armed_left, nth > 0 ? nth - 1 : 0,
-				      memory_order_relaxed);
-	atomic_store_explicit(&mp__fault_armed, 1, memory_order_release);
+	atomic_store_explicit(&armed_left, nth > 0 ? nth - 1 : 0,
+			      memory_order_relaxed);
+	atomic_fetch_or_explicit(&mp__fault_armed, STOP_ARMED,
+				 memory_order_release);
 }
 
 /* MP_FAULT="name[@nth]=stop|kill|fail", read at start after exec. */
@@ -64,8 +84,9 @@ __attribute__((constructor)) static void fault_from_env(void)
 
 void mp__fault_hit(const char *name)
 {
-	if (!atomic_load_explicit(&mp__fault_armed, memory_order_acquire) ||
-	    armed_action == MP__FAULT_FAIL || strcmp(name, armed_name) != 0)
+	if (!(atomic_load_explicit(&mp__fault_armed, memory_order_acquire) &
+	      STOP_ARMED) ||
+	    strcmp(name, armed_name) != 0)
 		return;
 	unsigned left = atomic_load_explicit(&armed_left, memory_order_relaxed);
 	while (left > 0)
@@ -74,29 +95,30 @@ void mp__fault_hit(const char *name)
 			    memory_order_relaxed))
 			return;
 	/* This hit acts; later hits go by. */
-	int was = 1;
-	if (!atomic_compare_exchange_strong_explicit(
-		    &mp__fault_armed, &was, 0, memory_order_acq_rel,
-		    memory_order_relaxed))
+	if (!(atomic_fetch_and_explicit(&mp__fault_armed, ~STOP_ARMED,
+					memory_order_acq_rel) &
+	      STOP_ARMED))
 		return;
 	raise(armed_action == MP__FAULT_KILL ? SIGKILL : SIGSTOP);
 }
 
 bool mp__fault_fails(const char *name)
 {
-	if (!atomic_load_explicit(&mp__fault_armed, memory_order_acquire) ||
-	    armed_action != MP__FAULT_FAIL || strcmp(name, armed_name) != 0)
+	if (!(atomic_load_explicit(&mp__fault_armed, memory_order_acquire) &
+	      FAIL_ARMED) ||
+	    strcmp(name, fail_name) != 0)
 		return false;
 	if (fail_always)
 		return true;
-	unsigned left = atomic_load_explicit(&armed_left, memory_order_relaxed);
+	unsigned left = atomic_load_explicit(&fail_left, memory_order_relaxed);
 	while (left > 0)
 		if (atomic_compare_exchange_weak_explicit(
-			    &armed_left, &left, left - 1, memory_order_relaxed,
+			    &fail_left, &left, left - 1, memory_order_relaxed,
 			    memory_order_relaxed)) {
 			if (left == 1) /* the last failure: disarm */
-				atomic_store_explicit(&mp__fault_armed, 0,
-						      memory_order_relaxed);
+				atomic_fetch_and_explicit(&mp__fault_armed,
+							  ~FAIL_ARMED,
+							  memory_order_relaxed);
 			return true;
 		}
 	return false;

@@ -478,8 +478,35 @@ TEST(fault_lone_message_to_spinner)
 	mp_queue_free(g_q);
 }
 
+/* The slip is bounded in rounds, not only by the tail stopping: with the
+ * tail made to look as if it moved at every look (a producer that keeps
+ * trickling records, never SLIP_BYTES ahead), the lone message is still
+ * delivered (an unbounded slip hangs, and the watchdog fails the case). */
+static int get_spinning_stream(void *arg)
+{
+	(void)arg;
+	char buf[64];
+	mp__fault_arm("queue.slip.moving", MP__FAULT_FAIL, 0);
+	mp__fault_arm("queue.get.spin", MP__FAULT_STOP, 1);
+	ssize_t n = mp_queue_get(g_q, buf, sizeof(buf), MP_FOREVER);
+	return n == 5 && !memcmp(buf, "alone", 5) ? 0 : 1;
+}
+
+TEST(fault_slip_stream_bounded)
+{
+	g_q = mp_queue_new(1 << 16);
+	ASSERT_NOT_NULL(g_q);
+	pid_t g = test_fork(get_spinning_stream, NULL);
+	wait_stopped(g);
+	ASSERT_OK(mp_queue_put(g_q, "alone", 5, 0));
+	kill(g, SIGCONT);
+	ASSERT_EQ(test_wait(g), 0);
+	ASSERT(mp_queue_empty(g_q));
+	mp_queue_free(g_q);
+}
+
 TEST_MAIN(T(fault_waiters_killed), T(fault_dead_in_put),
 	  T(fault_dead_in_get), T(fault_live_holder_after_dead_one),
 	  T(fault_recoverer_waits_out_live_holder),
 	  T(fault_stale_snapshot_cannot_free), T_TIMEOUT(fault_random_sigkill, 90),
-	  T(fault_lone_message_to_spinner))
+	  T(fault_lone_message_to_spinner), T(fault_slip_stream_bounded))
