@@ -53,6 +53,7 @@ struct msg {
 
 static pthread_mutex_t trk_lock = PTHREAD_MUTEX_INITIALIZER;
 static int trk_fd = -1;
+static pid_t trk_pid; /* for tests: the tracker of this process */
 
 void mp__tracker_atfork_child(void)
 {
@@ -66,7 +67,8 @@ struct entry {
 	char name[NAME_LEN];
 	pid_t pid;
 	int pidfd;
-	bool dead; /* its pidfd was readable: unlink once messages are read */
+	bool dead; /* its pidfd was readable, or it was gone before we
+		      looked: unlink once the queued messages are read */
 };
 
 static struct entry *ents;
@@ -97,8 +99,10 @@ static void on_msg(const struct msg *m, pid_t from)
 		e->pid = from;
 		e->dead = false;
 		e->pidfd = (int)syscall(SYS_pidfd_open, from, 0);
-		if (e->pidfd < 0) /* already gone (ESRCH) */
-			drop(nents - 1, true);
+		/* Already gone (ESRCH: dead and reaped before we got here):
+		 * unlinked like any dead creator's, once every queued
+		 * message is read, not now: its "keep" may be next. */
+		e->dead = e->pidfd < 0;
 		return;
 	}
 	/* Unlinked (by anyone) or kept (by its creator): forget it. */
@@ -214,13 +218,34 @@ static int start_locked(void)
 		pid_t g = fork();
 		if (g != 0)
 			_exit(g < 0);
+		pid_t me = getpid();
+		if (send(sv[1], &me, sizeof(me), MSG_NOSIGNAL) != sizeof(me))
+			_exit(1);
 		track(sv[1]);
 	}
 	close(sv[1]);
 	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
 		;
+	/* Its first message is its pid (end-of-file: it did not start). */
+	pid_t tp;
+	ssize_t n;
+	while ((n = recv(sv[0], &tp, sizeof(tp), 0)) < 0 && errno == EINTR)
+		;
+	if (n != (ssize_t)sizeof(tp)) {
+		close(sv[0]);
+		return -EIO;
+	}
+	trk_pid = tp;
 	trk_fd = sv[0];
 	return 0;
+}
+
+pid_t mp__tracker_pid(void)
+{
+	pthread_mutex_lock(&trk_lock);
+	pid_t p = trk_fd >= 0 ? trk_pid : 0;
+	pthread_mutex_unlock(&trk_lock);
+	return p;
 }
 
 int mp__tracker_send(int op, const char *name)

@@ -2,6 +2,8 @@
 #ifndef MP_TRACKER_H
 #define MP_TRACKER_H
 
+#include <sys/types.h>
+
 /* The resource tracker (tracker.c): named segments unlinked when their
  * creator dies without unlinking them. */
 
@@ -13,5 +15,7 @@
  * error of starting it or of send (the segment is then untracked). */
 int mp__tracker_send(int op, const char *name);
 void mp__tracker_atfork_child(void);
+/* The tracker's pid (0: none started), for tests. */
+pid_t mp__tracker_pid(void);
 
 #endif

@@ -139,6 +139,51 @@ TEST(creator_may_opt_out)
 	ASSERT_OK(mp_shm_detach(mine));
 }
 
+pid_t mp__tracker_pid(void); /* src/tracker.h */
+
+/* The creator is killed and reaped while the tracker is stopped, so the
+ * tracker reads "created" from a process already gone (no pidfd to be
+ * had): what the creator said after it (keep) still counts, and without it
+ * the segment is unlinked all the same. */
+static void reaped_before_read(bool keep)
+{
+	int fds[2];
+	ASSERT_OK(pipe(fds));
+	mp_shm *mine = mp_shm_create(NULL, 4096);
+	ASSERT_NOT_NULL(mine);
+	pid_t trk = mp__tracker_pid();
+	ASSERT(trk > 0);
+	const char *name = seg_name(keep ? "late-kept" : "late");
+	ASSERT_OK(kill(trk, SIGSTOP));
+	mp_process *k = run(MP_START_FORK, name, keep, false, fds);
+	kill_and_join(k);
+	ASSERT_OK(kill(trk, SIGCONT));
+	const char *probe = seg_name("probe3");
+	mp_process *c = run(MP_START_FORK, probe, false, false, fds);
+	kill_and_join(c);
+	ASSERT(gone_within(probe, 10));
+	if (keep) {
+		ASSERT(exists(name));
+		ASSERT_OK(mp_shm_unlink(name));
+	} else {
+		ASSERT(gone_within(name, 10));
+	}
+	ASSERT_OK(mp_shm_unlink(mp_shm_name(mine)));
+	ASSERT_OK(mp_shm_detach(mine));
+	close(fds[0]);
+	close(fds[1]);
+}
+
+TEST(keep_counts_when_the_creator_was_reaped_first)
+{
+	reaped_before_read(true);
+}
+
+TEST(unkept_goes_when_the_creator_was_reaped_first)
+{
+	reaped_before_read(false);
+}
+
 static int create_and_exit(void *arg)
 {
 	mp_shm *s = mp_shm_create((const char *)arg, 4096);
@@ -155,4 +200,7 @@ TEST(creator_that_exits_is_cleaned)
 
 TEST_MAIN(T(killed_creator_fork), T(killed_creator_forkserver),
 	  T(killed_creator_spawn), T(attacher_exit_leaves_it),
-	  T(creator_may_opt_out), T(creator_that_exits_is_cleaned))
+	  T(creator_may_opt_out),
+	  T(keep_counts_when_the_creator_was_reaped_first),
+	  T(unkept_goes_when_the_creator_was_reaped_first),
+	  T(creator_that_exits_is_cleaned))
