@@ -104,6 +104,7 @@ struct warg {
 	uint32_t index;
 	unsigned maxtasks;
 	bool timed; /* stamp each chunk's start (opts.task_timeout) */
+	bool crowded; /* workers + parent > CPUs: yield while spinning */
 	void (*init)(void *arg);
 	void *initargs;
 };

@@ -868,12 +868,15 @@ static struct mp_pool *pool_alloc(int nw, const mp_pool_opts *opts)
 	mp__stage_init(p);
 	atomic_store_explicit(&s->head, 1, memory_order_relaxed);
 	atomic_store_explicit(&s->pub, 0, memory_order_release);
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	bool crowded = ncpu > 0 && nw + 1 > ncpu;
 	for (int i = 0; i < nw; i++) {
 		p->w[i].pidfd = -1;
 		p->wargs[i] = (struct warg){.s = s,
 					    .index = (uint32_t)i,
 					    .maxtasks = opts->maxtasksperchild,
 					    .timed = p->task_timeout != 0,
+					    .crowded = crowded,
 					    .init = opts->initializer,
 					    .initargs = opts->initargs};
 	}
