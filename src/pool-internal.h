@@ -3,8 +3,10 @@
 #define MP_POOL_INTERNAL_H
 
 /*
- * What the pool's files share: pool.c (the ring, the parent's waits,
- * deaths and timeouts, the lifecycle), pool-worker.c (the worker loop),
+ * What the pool's files share: pool.c (the lifecycle and the public
+ * calls), pool-ring.c (requests over the shared ring, the parent's
+ * waits), pool-supervise.c (workers' starts, deaths, respawns and
+ * timeouts), pool-worker.c (the worker loop),
  * pool-bufs.c (variable-size items), pool-async.c (handles, callbacks,
  * waiting for many), pool-imap.c (iterators and streams), pool-stage.c
  * (the staging block of synchronous maps).  The design is described at
@@ -309,7 +311,21 @@ int mp__worker_main(void *arg);
  * start method; NULL with errno. */
 mp_process *mp__worker_process(struct mp_pool *p, int i);
 
-/* pool.c */
+/* pool-supervise.c: the workers' lives, parent side */
+int mp__spawn_worker(struct mp_pool *p, int i);
+/* Fail chunk c of r with code (its items' errors set). */
+void mp__mark_failed(struct mp_pool *p, struct req *r, size_t c, int code);
+/* Queue chunk c of r to run again; false: it has no tries left. */
+bool mp__redo_push(struct mp_pool *p, struct req *r, size_t c);
+void mp__respawn(struct mp_pool *p);          /* fill the empty slots */
+void mp__handle_death(struct mp_pool *p, int i); /* worker i exited */
+/* Kill workers past task_timeout; when to look again (MP__NEVER). */
+int64_t mp__check_timeouts(struct mp_pool *p);
+void mp__fail_all(struct mp_pool *p, int code);
+void mp__stop_workers(struct mp_pool *p, bool kill_them);
+
+/* pool-ring.c: requests over the shared ring, the parent's waits */
+void mp__req_finish(struct mp_pool *p, struct req *r);
 void mp__pool_pump(struct mp_pool *p);
 bool mp__req_poll(struct mp_pool *p, struct req *r);
 bool mp__cond_req(struct mp_pool *p, void *ctx); /* ctx: the req */
