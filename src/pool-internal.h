@@ -32,6 +32,9 @@
 #define SPAWN_TRIES 10 /* failed forks in a row, no worker left: broken */
 
 enum job_kind { JOB_MAP = 1, JOB_APPLY = 2, JOB_BUFS = 3, JOB_STREAM = 4 };
+/* A map's workers zero each chunk's results before running it: the block
+ * is not zeroed by the parent (pool-ring.c, mp__submit_map). */
+#define JOB_ZERO_OUT 1u
 enum wait_mode { WAIT_ALL = 0, WAIT_ANY = 1 };
 enum worker_state { W_STARTING = 0, W_READY = 1, W_RETIRING = 2 };
 
@@ -58,7 +61,7 @@ struct job {
 	_Atomic uint64_t next;  /* next chunk to claim */
 	_Atomic uint64_t ndone; /* hint, see DESIGN */
 	uint32_t kind;
-	uint32_t pad;
+	uint32_t flags; /* JOB_ZERO_OUT */
 	uintptr_t fn;
 	uint64_t n, chunksize, nchunks;
 	uint64_t in_size, out_size; /* apply: argument length, result cap */
@@ -162,6 +165,7 @@ struct req {
 	bool unordered;
 	bool broken; /* a chunk failed with MP_EBROKEN */
 	bool cb_queued; /* in the pool's callback queue */
+	bool zero_out;  /* JOB_ZERO_OUT */
 	int err;
 	ssize_t len;
 	size_t n, chunksize, nchunks, in_size, out_size;

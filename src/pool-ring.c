@@ -297,6 +297,7 @@ int mp__publish(struct mp_pool *p, struct req *r, uintptr_t fn)
 	}
 	struct job *j = &s->ring[id % RING];
 	j->kind = (uint32_t)r->kind;
+	j->flags = r->zero_out ? JOB_ZERO_OUT : 0;
 	j->fn = fn;
 	j->n = r->n;
 	j->chunksize = r->chunksize;
@@ -392,19 +393,29 @@ int mp__submit_map(struct mp_pool *p, mp_map_fn fn, const void *in,
 	r->user_out = user_out;
 	r->cur = r->cur_end = 0;
 	r->block_size = total;
+	/* The local back end's workers zero each chunk's results as they
+	 * take it (JOB_ZERO_OUT): the parent zeroes only the records and
+	 * errors, not the results, which was most of a cold map's time (its
+	 * page faults and zeroing in the parent, one CPU, then the workers'
+	 * faults again); now the workers fault the result pages in, in
+	 * parallel, and the parent copies them out. */
+	r->zero_out = !p->ops && blk_out;
 	if (total && staged && (r->block = mp__stage_take(p, total))) {
-		/* Reused: zero what the workers do not overwrite. */
 		memset(r->block, 0, align16(recs_sz) + align16(errs_sz));
-		if (blk_out)
+		if (blk_out && !r->zero_out)
 			memset((char *)r->block + total - blk_out, 0, blk_out);
 	} else if (total) {
-		r->block = mp_shared_alloc(total);
+		void *(*alloc)(size_t) =
+			r->zero_out ? mp__shared_alloc_raw : mp_shared_alloc;
+		r->block = alloc(total);
 		if (!r->block && mp__stage_drop_idle(p))
-			r->block = mp_shared_alloc(total);
+			r->block = alloc(total);
 		if (!r->block) {
 			free(r);
 			return -ENOMEM;
 		}
+		if (r->zero_out)
+			memset(r->block, 0, align16(recs_sz) + align16(errs_sz));
 	}
 	char *b = r->block;
 	r->recs = (struct chunk_rec *)b;

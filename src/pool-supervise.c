@@ -61,6 +61,9 @@ void mp__mark_failed(struct mp_pool *p, struct req *r, size_t c, int code)
 	if (r->errs)
 		for (size_t i = lo; i < hi; i++)
 			r->errs[i] = code;
+	if (r->zero_out) /* it may never have run: see JOB_ZERO_OUT */
+		memset(r->sh_out + lo * r->out_size, 0,
+		       (hi - lo) * r->out_size);
 	rec->err = code;
 	rec->value = (int64_t)lo;
 	atomic_store_explicit(&rec->state, 1, memory_order_release);

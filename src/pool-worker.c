@@ -15,6 +15,7 @@
  */
 #include <errno.h>
 #include <sched.h>
+#include <string.h>
 #include <limits.h>
 #include <unistd.h>
 
@@ -163,6 +164,9 @@ static void run_chunk(struct pool_shared *s, struct wslot *w, struct job *j,
 		uint64_t lo = c * j->chunksize;
 		uint64_t hi = lo + j->chunksize < j->n ? lo + j->chunksize
 							: j->n;
+		if ((j->flags & JOB_ZERO_OUT) && out)
+			memset(out + lo * j->out_size, 0,
+			       (hi - lo) * j->out_size);
 		for (uint64_t i = lo; i < hi; i++) {
 			int r = fn(in ? in + i * j->in_size : NULL,
 				   out ? out + i * j->out_size : NULL);
