@@ -211,7 +211,7 @@ static void lock_arena(void)
 		MP__FATAL("shared arena lock");
 }
 
-void *mp_shared_alloc(size_t size)
+static void *shared_alloc(size_t size, bool zero)
 {
 	if (size == 0) {
 		errno = EINVAL;
@@ -253,8 +253,19 @@ void *mp_shared_alloc(size_t size)
 	arena->used += (uint64_t)1 << order;
 	mp_lock_release(&arena->lock);
 	void *p = data + ((size_t)unit << UNIT_SHIFT);
-	memset(p, 0, size);
+	if (zero)
+		memset(p, 0, size);
 	return p;
+}
+
+void *mp_shared_alloc(size_t size)
+{
+	return shared_alloc(size, true);
+}
+
+void *mp__shared_alloc_raw(size_t size)
+{
+	return shared_alloc(size, false);
 }
 
 void mp_shared_free(void *p)

@@ -114,6 +114,9 @@ static inline bool mp__id_alive(uint64_t id)
 /* The shared arena exists once this returns 0; process.c calls it before
  * every fork so that children share it. */
 int mp__arena_ensure(void);
+/* mp_shared_alloc without zeroing the block (the caller writes or zeroes
+ * every byte it reads). */
+void *mp__shared_alloc_raw(size_t size);
 
 /* The arena's memfd, for a spawn child: returns it (>= 0) with the
  * mapping's address and length, or -ENOTSUP (no memfd), or ensure's error. */

@@ -3,8 +3,10 @@
 #define MP_POOL_INTERNAL_H
 
 /*
- * What the pool's files share: pool.c (the ring, the parent's waits,
- * deaths and timeouts, the lifecycle), pool-worker.c (the worker loop),
+ * What the pool's files share: pool.c (the lifecycle and the public
+ * calls), pool-ring.c (requests over the shared ring, the parent's
+ * waits), pool-supervise.c (workers' starts, deaths, respawns and
+ * timeouts), pool-worker.c (the worker loop),
  * pool-bufs.c (variable-size items), pool-async.c (handles, callbacks,
  * waiting for many), pool-imap.c (iterators and streams), pool-stage.c
  * (the staging block of synchronous maps).  The design is described at
@@ -30,6 +32,9 @@
 #define SPAWN_TRIES 10 /* failed forks in a row, no worker left: broken */
 
 enum job_kind { JOB_MAP = 1, JOB_APPLY = 2, JOB_BUFS = 3, JOB_STREAM = 4 };
+/* A map's workers zero each chunk's results before running it: the block
+ * is not zeroed by the parent (pool-ring.c, mp__submit_map). */
+#define JOB_ZERO_OUT 1u
 enum wait_mode { WAIT_ALL = 0, WAIT_ANY = 1 };
 enum worker_state { W_STARTING = 0, W_READY = 1, W_RETIRING = 2 };
 
@@ -56,7 +61,7 @@ struct job {
 	_Atomic uint64_t next;  /* next chunk to claim */
 	_Atomic uint64_t ndone; /* hint, see DESIGN */
 	uint32_t kind;
-	uint32_t pad;
+	uint32_t flags; /* JOB_ZERO_OUT */
 	uintptr_t fn;
 	uint64_t n, chunksize, nchunks;
 	uint64_t in_size, out_size; /* apply: argument length, result cap */
@@ -104,6 +109,7 @@ struct warg {
 	uint32_t index;
 	unsigned maxtasks;
 	bool timed; /* stamp each chunk's start (opts.task_timeout) */
+	bool crowded; /* workers + parent > CPUs: yield while spinning */
 	void (*init)(void *arg);
 	void *initargs;
 };
@@ -159,6 +165,7 @@ struct req {
 	bool unordered;
 	bool broken; /* a chunk failed with MP_EBROKEN */
 	bool cb_queued; /* in the pool's callback queue */
+	bool zero_out;  /* JOB_ZERO_OUT */
 	int err;
 	ssize_t len;
 	size_t n, chunksize, nchunks, in_size, out_size;
@@ -308,7 +315,21 @@ int mp__worker_main(void *arg);
  * start method; NULL with errno. */
 mp_process *mp__worker_process(struct mp_pool *p, int i);
 
-/* pool.c */
+/* pool-supervise.c: the workers' lives, parent side */
+int mp__spawn_worker(struct mp_pool *p, int i);
+/* Fail chunk c of r with code (its items' errors set). */
+void mp__mark_failed(struct mp_pool *p, struct req *r, size_t c, int code);
+/* Queue chunk c of r to run again; false: it has no tries left. */
+bool mp__redo_push(struct mp_pool *p, struct req *r, size_t c);
+void mp__respawn(struct mp_pool *p);          /* fill the empty slots */
+void mp__handle_death(struct mp_pool *p, int i); /* worker i exited */
+/* Kill workers past task_timeout; when to look again (MP__NEVER). */
+int64_t mp__check_timeouts(struct mp_pool *p);
+void mp__fail_all(struct mp_pool *p, int code);
+void mp__stop_workers(struct mp_pool *p, bool kill_them);
+
+/* pool-ring.c: requests over the shared ring, the parent's waits */
+void mp__req_finish(struct mp_pool *p, struct req *r);
 void mp__pool_pump(struct mp_pool *p);
 bool mp__req_poll(struct mp_pool *p, struct req *r);
 bool mp__cond_req(struct mp_pool *p, void *ctx); /* ctx: the req */

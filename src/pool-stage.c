@@ -9,7 +9,8 @@
  * for a first map that is most of its time (a map of 10^6 items took
  * 25 ms cold, 2.5 ms warm).  So the pool keeps the block of its largest
  * map so far (up to STAGE_MAX), and a reused stage is zeroed only where
- * the workers do not write (records, errors, results), not whole.  One of
+ * the workers do not write (records, errors), not whole: a map's workers
+ * zero each chunk's results themselves (JOB_ZERO_OUT).  One of
  * STAGE_INIT bytes is made with the pool, and each worker maps its pages
  * into its page tables in one system call (MADV_POPULATE_WRITE) as it
  * starts, so a first map that fits takes no page fault in the pool.

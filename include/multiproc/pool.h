@@ -234,7 +234,9 @@ typedef int (*mp_source_fn)(void *ctx, mp_buf *item);
 /* The largest chunksize a stream takes. */
 #define MP_POOL_STREAM_CHUNK_MAX ((size_t)1 << 16)
 
-/* Run fn on every item of source, chunksize items per task (0 = 64),
+/* Run fn on every item of source, chunksize items per task (0: adaptive,
+ * the first batch 64 items, each next one twice as many up to 1024, so
+ * the window's bound above is that of chunksize 1024),
  * delivered in source order (ordered) or as batches finish.  Starts pulling
  * and submitting at once.
  * Return: the iterator (mp_imap_free), or NULL with errno EINVAL (NULL
