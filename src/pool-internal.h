@@ -321,6 +321,7 @@ int mp__spawn_worker(struct mp_pool *p, int i);
 void mp__mark_failed(struct mp_pool *p, struct req *r, size_t c, int code);
 /* Queue chunk c of r to run again; false: it has no tries left. */
 bool mp__redo_push(struct mp_pool *p, struct req *r, size_t c);
+int mp__watch_workers(struct mp_pool *p, int n); /* pidfds to poll */
 void mp__respawn(struct mp_pool *p);          /* fill the empty slots */
 void mp__handle_death(struct mp_pool *p, int i); /* worker i exited */
 /* Kill workers past task_timeout; when to look again (MP__NEVER). */

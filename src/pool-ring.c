@@ -201,14 +201,7 @@ int mp__pool_wait(struct mp_pool *p, bool (*cond)(struct mp_pool *, void *),
 		p->pfds[n].fd = p->efd;
 		p->pfds[n].events = POLLIN;
 		p->pfds[n++].revents = 0;
-		for (int i = 0; i < p->nworkers; i++) {
-			if (!p->w[i].proc)
-				continue;
-			p->pfds[n].fd = p->w[i].pidfd;
-			p->pfds[n].events = POLLIN;
-			p->pfds[n].revents = 0;
-			p->pfd_worker[n++] = i;
-		}
+		n = mp__watch_workers(p, n);
 		int ms = mp__remaining_ms(deadline);
 		if (p->nsuspect && (ms < 0 || ms > SUSPECT_SLICE_MS))
 			ms = SUSPECT_SLICE_MS;

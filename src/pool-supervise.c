@@ -249,6 +249,21 @@ int64_t mp__check_timeouts(struct mp_pool *p)
 	return next;
 }
 
+/* Each live worker's pidfd into p->pfds from slot n on (pfd_worker says
+ * whose it is); the next free slot. */
+int mp__watch_workers(struct mp_pool *p, int n)
+{
+	for (int i = 0; i < p->nworkers; i++) {
+		if (!p->w[i].proc)
+			continue;
+		p->pfds[n].fd = p->w[i].pidfd;
+		p->pfds[n].events = POLLIN;
+		p->pfds[n].revents = 0;
+		p->pfd_worker[n++] = i;
+	}
+	return n;
+}
+
 /* Reap whatever workers ended, without waiting; respawn missing ones. */
 void mp__check_workers(struct mp_pool *p)
 {
@@ -259,14 +274,7 @@ void mp__check_workers(struct mp_pool *p)
 		return;
 	}
 	mp__respawn(p);
-	for (int i = 0; i < p->nworkers; i++) {
-		if (!p->w[i].proc)
-			continue;
-		p->pfds[n].fd = p->w[i].pidfd;
-		p->pfds[n].events = POLLIN;
-		p->pfds[n].revents = 0;
-		p->pfd_worker[n++] = i;
-	}
+	n = mp__watch_workers(p, n);
 	if (n == 0 || poll(p->pfds, (nfds_t)n, 0) <= 0)
 		return;
 	for (int k = 0; k < n; k++) /* a break may have reaped the rest */

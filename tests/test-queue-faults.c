@@ -465,11 +465,13 @@ static int get_spinning(void *arg)
 /* The spinning consumer's slip waits for the producer to get ahead only
  * while the tail moves: a lone message put while it spins, and nothing
  * after it, is delivered at its next look (an unbounded slip hangs). */
-TEST(fault_lone_message_to_spinner)
+/* A consumer stopped inside its spin (fn), one message put, the consumer
+ * let go: it must get that message. */
+static void lone_message(size_t ring, int (*fn)(void *))
 {
-	g_q = mp_queue_new(4096);
+	g_q = mp_queue_new(ring);
 	ASSERT_NOT_NULL(g_q);
-	pid_t g = test_fork(get_spinning, NULL);
+	pid_t g = test_fork(fn, NULL);
 	wait_stopped(g);
 	ASSERT_OK(mp_queue_put(g_q, "alone", 5, 0));
 	kill(g, SIGCONT);
@@ -477,6 +479,8 @@ TEST(fault_lone_message_to_spinner)
 	ASSERT(mp_queue_empty(g_q));
 	mp_queue_free(g_q);
 }
+
+TEST(fault_lone_message_to_spinner) { lone_message(4096, get_spinning); }
 
 /* The slip is bounded in rounds, not only by the tail stopping: with the
  * tail made to look as if it moved at every look (a producer that keeps
@@ -494,15 +498,7 @@ static int get_spinning_stream(void *arg)
 
 TEST(fault_slip_stream_bounded)
 {
-	g_q = mp_queue_new(1 << 16);
-	ASSERT_NOT_NULL(g_q);
-	pid_t g = test_fork(get_spinning_stream, NULL);
-	wait_stopped(g);
-	ASSERT_OK(mp_queue_put(g_q, "alone", 5, 0));
-	kill(g, SIGCONT);
-	ASSERT_EQ(test_wait(g), 0);
-	ASSERT(mp_queue_empty(g_q));
-	mp_queue_free(g_q);
+	lone_message(1 << 16, get_spinning_stream);
 }
 
 TEST_MAIN(T(fault_waiters_killed), T(fault_dead_in_put),
