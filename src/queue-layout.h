@@ -148,6 +148,15 @@ static inline void copy_stream(uint8_t *dst, const uint8_t *src, size_t len)
 	memcpy(dst, src, len);
 }
 
+static inline void copy_piece(uint8_t *dst, const void *src, size_t len,
+			      bool stream)
+{
+	if (stream)
+		copy_stream(dst, src, len);
+	else
+		memcpy(dst, src, len);
+}
+
 /* stream: see copy_stream; the caller's release store of the tail then
  * needs the sfence here (streaming stores are not ordered by it). */
 static inline void copy_in(struct queue_shared *s, uint64_t pos,
@@ -158,21 +167,13 @@ static inline void copy_in(struct queue_shared *s, uint64_t pos,
 	uint64_t first = s->ring_size - i;
 	uint8_t *r = ring(s);
 
-	if (stream) {
-		if (len <= first) {
-			copy_stream(r + i, src, len);
-		} else {
-			copy_stream(r + i, src, first);
-			copy_stream(r, (const uint8_t *)src + first,
-				    len - first);
-		}
+	size_t part = len <= first ? len : first;
+
+	copy_piece(r + i, src, part, stream);
+	if (part < len) /* wraps around the end of the ring */
+		copy_piece(r, (const uint8_t *)src + part, len - part, stream);
+	if (stream)
 		_mm_sfence();
-	} else if (len <= first) {
-		memcpy(r + i, src, len);
-	} else {
-		memcpy(r + i, src, first);
-		memcpy(r, (const uint8_t *)src + first, len - first);
-	}
 }
 
 static inline void copy_out(struct queue_shared *s, uint64_t pos, void *dst,

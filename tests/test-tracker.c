@@ -78,6 +78,16 @@ static void kill_and_join(mp_process *p)
 	mp_process_free(p);
 }
 
+/* A creator of another segment killed: once its segment is gone, the
+ * tracker has read every message and seen every death before it. */
+static void tracker_caught_up(int fds[2])
+{
+	const char *probe = seg_name("probe");
+	mp_process *c = run(MP_START_FORK, probe, false, false, fds);
+	kill_and_join(c);
+	ASSERT(gone_within(probe, 10));
+}
+
 static void killed_creator(int method)
 {
 	int fds[2];
@@ -104,10 +114,7 @@ TEST(attacher_exit_leaves_it)
 	 * once that one is gone the tracker has seen both deaths. */
 	mp_process *a = run(MP_START_FORK, name, false, true, fds);
 	kill_and_join(a);
-	const char *probe = seg_name("probe");
-	mp_process *c = run(MP_START_FORK, probe, false, false, fds);
-	kill_and_join(c);
-	ASSERT(gone_within(probe, 10));
+	tracker_caught_up(fds);
 	ASSERT(exists(name));
 	ASSERT_ERR(mp_shm_set_tracked(NULL, false), -EINVAL);
 	mp_shm *att = mp_shm_attach(name);
@@ -128,10 +135,7 @@ TEST(creator_may_opt_out)
 	const char *kept = seg_name("kept");
 	mp_process *k = run(MP_START_FORK, kept, true, false, fds);
 	kill_and_join(k);
-	const char *probe = seg_name("probe2");
-	mp_process *c = run(MP_START_FORK, probe, false, false, fds);
-	kill_and_join(c);
-	ASSERT(gone_within(probe, 10));
+	tracker_caught_up(fds);
 	ASSERT(exists(kept));
 	ASSERT_OK(mp_shm_unlink(kept));
 	ASSERT(exists(mp_shm_name(mine))); /* its creator lives */
@@ -158,10 +162,7 @@ static void reaped_before_read(bool keep)
 	mp_process *k = run(MP_START_FORK, name, keep, false, fds);
 	kill_and_join(k);
 	ASSERT_OK(kill(trk, SIGCONT));
-	const char *probe = seg_name("probe3");
-	mp_process *c = run(MP_START_FORK, probe, false, false, fds);
-	kill_and_join(c);
-	ASSERT(gone_within(probe, 10));
+	tracker_caught_up(fds);
 	if (keep) {
 		ASSERT(exists(name));
 		ASSERT_OK(mp_shm_unlink(name));
