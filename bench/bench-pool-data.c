@@ -20,6 +20,10 @@
  *     warm pool, with the peak resident size
  *     of the parent process of each (every run in a fresh child process
  *     for us, so that the figure is that run's own).
+ * Both variable-size rows also show a floor, in the same run: what the
+ * contract alone costs the parent (each result is malloc()ed, which the
+ * caller frees), done in one process with no pool at all.  No map or
+ * stream can beat it; its ratio to Python bounds ours.
  * Every contender runs interleaved with its peers (bench.h): medians, min
  * and max of the runs; ratios of medians.
  */
@@ -210,6 +214,36 @@ static double bufs_ours(void *arg)
 	return ok ? (double)j->n / t : -1;
 }
 
+/* The floor that the contract sets: out[i].data is malloc()ed, so the
+ * parent makes n buffers of the results' lengths and copies n results
+ * into them (from one block, as from the arena), one thread, no pool.  A
+ * map can be no faster than this, whatever it does in parallel. */
+static double bufs_floor(void *arg)
+{
+	struct bufs_job *j = arg;
+	size_t total = 0;
+
+	for (size_t i = 0; i < j->n; i++)
+		total += j->in[i].len;
+	char *blk = malloc(total ? total : 1);
+	if (!blk)
+		return -1;
+	for (size_t i = 0, off = 0; i < j->n; off += j->in[i++].len)
+		memcpy(blk + off, j->in[i].data, j->in[i].len);
+	double t0 = bench_now();
+	for (size_t i = 0, off = 0; i < j->n; off += j->in[i++].len) {
+		j->out[i].len = j->in[i].len;
+		j->out[i].data = malloc(j->out[i].len);
+		if (!j->out[i].data)
+			return -1;
+		memcpy(j->out[i].data, blk + off, j->out[i].len);
+	}
+	double t = bench_now() - t0;
+	mp_bufs_free(j->out, j->n);
+	free(blk);
+	return (double)j->n / t;
+}
+
 static double py_one(void *arg)
 {
 	double v;
@@ -242,16 +276,20 @@ static void bench_bufs(mp_pool *pool, int runs)
 		 n);
 	bench_header(B, what);
 	snprintf(pyargs, sizeof(pyargs), "bufs %zu %d", n, WORKERS);
-	struct bench_contender c[2] = {
+	struct bench_contender c[3] = {
 	    {.name = "mp_pool_map_bufs", .run = bufs_ours, .arg = &j},
 	    {.name = "Python Pool.map over bytes",
 	     .run = bench_have_python() ? py_one : NULL,
 	     .arg = pyargs},
+	    {.name = "floor: the parent's malloc + copy of each result, alone",
+	     .run = bufs_floor, .arg = &j},
 	};
-	bench_interleave(c, 2, runs);
-	bench_rows(B, "strings", c, 2, 1, "items/s");
+	bench_interleave(c, 3, runs);
+	bench_rows(B, "strings", c, 3, 1, "items/s");
 	bench_vs("strings", "mp_pool_map_bufs", &c[0].st, "Python Pool.map",
 		 &c[1].st, BENCH_HEADLINE);
+	bench_vs("strings", "floor", &c[2].st, "Python Pool.map", &c[1].st,
+		 0);
 	mp_bufs_free(j.in, n);
 	free(j.in);
 	free(j.out);
@@ -394,27 +432,61 @@ static double stream_py(void *arg)
 	return v[0];
 }
 
+/* The floor that the contract sets: per item, the source's call, a copy
+ * of the item, and a malloc()ed result that the caller reads and frees,
+ * in one process, no pool.  A stream can be no faster than this. */
+static double stream_floor(void *arg)
+{
+	struct stream *st = arg;
+	struct src s = {0, st->n, 0};
+	uint64_t batch[1000], sum = 0;
+	mp_buf it;
+	size_t k;
+
+	st->r++;
+	double t0 = bench_now();
+	do {
+		for (k = 0; k < 1000 && next_int(&s, &it) > 0; k++)
+			memcpy(&batch[k], it.data, sizeof(batch[k]));
+		for (size_t i = 0; i < k; i++) {
+			uint64_t *d = malloc(sizeof(*d));
+			if (!d)
+				return -1;
+			*d = batch[i] * batch[i];
+			/* as a caller would: the result leaves our hands */
+			uint64_t *volatile out = d;
+			sum += *out;
+			free(out);
+		}
+	} while (k == 1000);
+	double t = bench_now() - t0;
+	return sum || st->n < 2 ? (double)st->n / t : -1;
+}
+
 static void bench_stream(int runs)
 {
 	size_t n = (size_t)bench_size(2000000);
 	char what[160];
-	struct stream so = {.n = n}, sp = {.n = n};
+	struct stream so = {.n = n}, sp = {.n = n}, sf = {.n = n};
 
 	snprintf(what, sizeof(what),
 		 "a stream of %zu 8-byte items from a source / a generator, "
 		 "squared, warm pool of 2",
 		 n);
 	bench_header(B, what);
-	struct bench_contender c[2] = {
+	struct bench_contender c[3] = {
 	    {.name = "mp_pool_imap_source, chunksize 1000",
 	     .run = stream_ours,
 	     .arg = &so},
 	    {.name = "Python Pool.imap, chunksize 1000",
 	     .run = bench_have_python() ? stream_py : NULL,
 	     .arg = &sp},
+	    {.name = "floor: source, copy, malloc, free per item, alone",
+	     .run = stream_floor,
+	     .arg = &sf},
 	};
-	bench_interleave(c, 2, runs);
-	bench_rows(B, "stream", c, 2, 1e-6, "M items/s");
+	bench_interleave(c, 3, runs);
+	bench_rows(B, "stream", c, 3, 1e-6, "M items/s");
 	struct bench_stat rss[2] = {bench_stat_of(so.rss, so.r),
 				    bench_stat_of(sp.rss, sp.r)};
 	for (int k = 0; k < 2; k++)
@@ -423,6 +495,7 @@ static void bench_stream(int runs)
 				  c[k].name, &rss[k], 1.0 / (1 << 20), "MiB");
 	bench_vs("stream", "mp_pool_imap_source", &c[0].st, "Python Pool.imap",
 		 &c[1].st, BENCH_HEADLINE);
+	bench_vs("stream", "floor", &c[2].st, "Python Pool.imap", &c[1].st, 0);
 }
 
 int main(void)

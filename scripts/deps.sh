@@ -9,7 +9,8 @@
 set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config libcurl4-openssl-dev libssl-dev nginx-light
-      python3 man-db openssl curl libopenmpi-dev openmpi-bin python3-mpi4py)
+      python3 man-db openssl curl libopenmpi-dev openmpi-bin python3-mpi4py
+      valgrind)
 case "${1:-}" in
 bench) pkgs+=(aria2 wget2 curl gnuplot-nox) ;;
 deb) pkgs+=(debhelper dpkg-dev fakeroot lintian) ;;

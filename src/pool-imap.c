@@ -160,15 +160,15 @@ void mp_imap_free(mp_imap *it)
  * only while its window has room: at most `window` batches in flight (a
  * batch is one chunk of chunksize items, a JOB_BUFS job of its own) and
  * at most MP_POOL_STREAM_BYTES input bytes in them.  Each item is copied
- * at once into a staging buffer (the source's data is valid until its next
- * call only); a full batch goes into the arena and is published.  Results
- * wait in the arena until delivered; a delivered batch's block is kept for
- * a later batch (up to SPARES of them: a fresh block is zeroed by the
- * arena and faults its pages in, in the parent and in the worker, which
- * cost more than the batch's own work at 8-byte items).  So the
- * memory a stream holds is bounded by its window, whatever the number of
- * items.  Items pulled before a source error are delivered first, then the
- * error once, then MP_ECLOSED.
+ * at once (the source's data is valid until its next call only) into the
+ * shared block of the batch being gathered (mp__batch_add); a full batch
+ * is published.  Results wait in the arena until delivered; a delivered
+ * batch's block is kept for a later batch (up to SPARES of them: a fresh
+ * block is zeroed by the arena and faults its pages in, in the parent and
+ * in the worker, which cost more than the batch's own work at 8-byte
+ * items).  So the memory a stream holds is bounded by its window,
+ * whatever the number of items.  Items pulled before a source error are
+ * delivered first, then the error once, then MP_ECLOSED.
  */
 struct stream {
 	struct mp_pool *pool; /* NULL once the pool is freed */
@@ -187,11 +187,7 @@ struct stream {
 	size_t nbatches, bytes;
 	struct req *cur;    /* the batch being delivered */
 	size_t cur_pos;
-	/* the batch being gathered */
-	char *stage;
-	size_t stage_len, stage_cap;
-	mp_buf *items;      /* lengths only while gathering */
-	size_t nitems;
+	struct req *gather; /* the batch being gathered, or NULL */
 	/* blocks of delivered batches, for the next ones */
 	void *spare[4];
 	size_t spare_size[4];
@@ -225,27 +221,16 @@ static void stream_done(struct stream *st, struct req *r)
 /* Publish the batch gathered so far. */
 static int stream_submit(struct stream *st)
 {
-	struct req *r;
-	size_t off = 0;
+	struct req *r = st->gather;
 
-	for (size_t i = 0; i < st->nitems; i++) {
-		st->items[i].data = st->stage + off;
-		off += st->items[i].len;
-	}
-	void *spare = st->nspare ? st->spare[st->nspare - 1] : NULL;
-	size_t spare_size = st->nspare ? st->spare_size[st->nspare - 1] : 0;
-	int e = mp__bufs_prepare(st->pool, st->items, st->nitems,
-				 st->nitems, false, spare, spare_size, &r);
-	if (e)
-		return e;
-	if (spare && r->block == spare)
-		st->nspare--;
-	e = mp__publish(st->pool, r, (uintptr_t)st->fn);
+	st->gather = NULL;
+	r->chunksize = r->n;
+	int e = mp__publish(st->pool, r, (uintptr_t)st->fn);
 	if (e) {
 		mp__req_release(r);
 		return e;
 	}
-	r->base = st->pulled - st->nitems;
+	r->base = st->pulled - r->n;
 	r->st_next = NULL;
 	if (st->tail)
 		st->tail->st_next = r;
@@ -254,8 +239,6 @@ static int stream_submit(struct stream *st)
 	st->tail = r;
 	st->nbatches++;
 	st->bytes += r->bytes;
-	st->nitems = 0;
-	st->stage_len = 0;
 	if (st->chunksize < st->chunk_max)
 		st->chunksize = 2 * st->chunksize < st->chunk_max
 					? 2 * st->chunksize
@@ -263,34 +246,59 @@ static int stream_submit(struct stream *st)
 	return 0;
 }
 
-/* Gather one item from the source.  Return: 1, 0 (no more), < 0. */
-static int stream_pull(struct stream *st)
+/* A batch to gather into, in the last spare block if it is large enough
+ * (one kept from smaller batches is dropped). */
+static int stream_open(struct stream *st, size_t in_min)
 {
-	mp_buf it = {0};
-	int r = st->source(st->ctx, &it);
+	void *spare = st->nspare ? st->spare[st->nspare - 1] : NULL;
+	size_t size = st->nspare ? st->spare_size[st->nspare - 1] : 0;
+	int e = mp__batch_open(st->pool, st->chunksize, in_min, spare, size,
+			       &st->gather);
 
-	if (r <= 0)
-		return r < 0 ? r : 0;
-	if (it.len && !it.data)
-		return -EINVAL;
-	if (it.len > SIZE_MAX / 4 - st->stage_len)
-		return -EINVAL;
-	if (st->stage_len + it.len > st->stage_cap) {
-		size_t cap = st->stage_cap ? st->stage_cap : 4096;
-		while (cap < st->stage_len + it.len)
-			cap *= 2;
-		char *s = realloc(st->stage, cap);
-		if (!s)
-			return -ENOMEM;
-		st->stage = s;
-		st->stage_cap = cap;
+	if (!e && spare) {
+		st->nspare--;
+		if (st->gather->block != spare)
+			mp_shared_free(spare);
 	}
-	if (it.len)
-		memcpy(st->stage + st->stage_len, it.data, it.len);
-	st->stage_len += it.len;
-	st->items[st->nitems++] = (mp_buf){NULL, it.len};
-	st->pulled++;
-	return 1;
+	return e;
+}
+
+/* Gather items from the source into the current batch until it is full
+ * (chunksize items, or a quarter of MP_POOL_STREAM_BYTES).  Return: 1
+ * (full), 0 (no more), < 0 (an error of the source or ours). */
+static int stream_gather(struct stream *st)
+{
+	size_t pulled = 0;
+	int r = 1;
+
+	for (;;) {
+		struct req *g = st->gather;
+		if (g && (g->n >= st->chunksize ||
+			  g->bytes >= MP_POOL_STREAM_BYTES / 4))
+			break;
+		mp_buf it = {0};
+		r = st->source(st->ctx, &it);
+		if (r <= 0)
+			break;
+		if (MP__UNLIKELY((it.len && !it.data) ||
+				 it.len > SIZE_MAX / 16)) {
+			r = -EINVAL;
+			break;
+		}
+		if (MP__UNLIKELY(!g)) {
+			r = stream_open(st, it.len);
+			if (r)
+				break;
+			g = st->gather;
+		}
+		r = mp__batch_add(g, it.data, it.len);
+		if (r)
+			break;
+		pulled++;
+		r = 1;
+	}
+	st->pulled += pulled;
+	return r < 0 ? r : r > 0;
 }
 
 /* Pull and submit while the window has room. */
@@ -298,21 +306,16 @@ static void stream_fill(struct stream *st)
 {
 	while (!st->src_done && st->pool && st->nbatches < st->window &&
 	       st->bytes < MP_POOL_STREAM_BYTES) {
-		int r = 1;
-		while (st->nitems < st->chunksize &&
-		       st->stage_len < MP_POOL_STREAM_BYTES / 4 &&
-		       (r = stream_pull(st)) > 0)
-			;
+		int r = stream_gather(st);
 		if (r <= 0) {
 			st->src_done = true;
 			st->src_err = r;
 		}
-		if (st->nitems) {
+		if (st->gather && st->gather->n) {
 			int e = stream_submit(st);
 			if (e) {
 				st->src_done = true;
 				st->src_err = st->src_err ? st->src_err : e;
-				st->nitems = 0;
 			}
 		}
 	}
@@ -399,11 +402,9 @@ mp_imap *mp_pool_imap_source(mp_pool *pool, mp_task_fn fn,
 	}
 	struct req *r = calloc(1, sizeof(*r));
 	struct stream *st = calloc(1, sizeof(*st));
-	mp_buf *items = calloc(chunk_max, sizeof(*items));
-	if (!r || !st || !items) {
+	if (!r || !st) {
 		free(r);
 		free(st);
-		free(items);
 		errno = ENOMEM;
 		return NULL;
 	}
@@ -419,23 +420,47 @@ mp_imap *mp_pool_imap_source(mp_pool *pool, mp_task_fn fn,
 	st->chunk_max = chunk_max;
 	st->window = 2 * (size_t)pool->nworkers + 2;
 	st->ordered = ordered;
-	st->items = items;
 	st->pool_next = pool->streams;
 	pool->streams = st;
 	stream_fill(st);
 	return (mp_imap *)r;
 }
 
-int mp_imap_next_buf(mp_imap *it, size_t *index, mp_buf *out,
-		     double timeout_s)
+/* Deliver the next item of the current batch. */
+static int deliver(struct stream *st, size_t *index, mp_buf *out)
 {
+	/* A batch is one chunk: its results are all in blks[0]. */
+	struct req *b = st->cur;
+	size_t i = st->cur_pos++;
+	size_t len = b->items[i].out_len;
+	int ret = b->errs[i];
+
 	if (index)
-		*index = SIZE_MAX;
-	if (out)
-		*out = (mp_buf){NULL, 0};
+		*index = b->base + i;
+	*out = (mp_buf){NULL, 0};
+	if (!ret && len) {
+		out->data = malloc(len);
+		if (MP__UNLIKELY(!out->data))
+			return -ENOMEM;
+		const char *blk = (const char *)(intptr_t)b->blks[0];
+		copy_small(out->data, blk + b->items[i].out_off, len);
+		out->len = len;
+	}
+	return ret;
+}
+
+/* Everything but the next result of the batch being delivered. */
+static __attribute__((noinline)) int
+next_buf_slow(mp_imap *it, size_t *index, mp_buf *out, double timeout_s)
+{
 	if (!it || !out || it->r.kind != JOB_STREAM ||
-	    !mp__timeout_ok(timeout_s))
+	    !mp__timeout_ok(timeout_s)) {
+		if (index)
+			*index = SIZE_MAX;
+		if (out)
+			*out = (mp_buf){NULL, 0};
 		return -EINVAL;
+	}
 	struct stream *st = it->r.stream;
 	struct mp_pool *p = st->pool;
 	int ret;
@@ -451,34 +476,54 @@ int mp_imap_next_buf(mp_imap *it, size_t *index, mp_buf *out,
 		if (!st->head) {
 			ret = st->src_err ? st->src_err : MP_ECLOSED;
 			st->src_err = 0;
-			goto out;
+			goto none;
 		}
 		ret = stream_next_batch(st, mp__deadline_in(timeout_s));
 		if (ret)
-			goto out;
+			goto none;
 		stream_fill(st);
 	}
-	/* A batch is one chunk: its results are all in blks[0]. */
-	struct req *b = st->cur;
-	size_t i = st->cur_pos++;
-	size_t len = b->items[i].out_len;
-	ret = b->errs[i];
-	if (!ret && len) {
-		out->data = malloc(len);
-		if (out->data) {
-			const char *blk = (const char *)(intptr_t)b->blks[0];
-			memcpy(out->data, blk + b->items[i].out_off, len);
-			out->len = len;
-		} else {
-			ret = -ENOMEM;
-		}
-	}
+	ret = deliver(st, index, out);
+	goto out;
+none:
 	if (index)
-		*index = b->base + i;
+		*index = SIZE_MAX;
+	*out = (mp_buf){NULL, 0};
 out:
 	if (p && p->cbq)
 		mp__pool_dispatch(p);
 	return ret;
+}
+
+/* Most calls take the next result of the batch being delivered: that path
+ * is kept to a few loads, the malloc and the copy (bench-pool-data's
+ * stream: the call was a quarter of the parent's instructions). */
+int mp_imap_next_buf(mp_imap *it, size_t *index, mp_buf *out,
+		     double timeout_s)
+{
+	if (MP__LIKELY(it && out && it->r.kind == JOB_STREAM &&
+		       mp__timeout_ok(timeout_s))) {
+		struct stream *st = it->r.stream;
+		struct req *b = st->cur;
+		size_t i = st->cur_pos;
+		if (MP__LIKELY(b && i < b->n && !b->errs[i] &&
+			       b->items[i].out_len &&
+			       !(st->pool && st->pool->cbq))) {
+			size_t len = b->items[i].out_len;
+			const char *src = (const char *)(intptr_t)b->blks[0] +
+					  b->items[i].out_off;
+			void *d = malloc(len);
+			if (MP__LIKELY(d)) {
+				copy_small(d, src, len);
+				st->cur_pos = i + 1;
+				if (index)
+					*index = b->base + i;
+				*out = (mp_buf){d, len};
+				return 0;
+			}
+		}
+	}
+	return next_buf_slow(it, index, out, timeout_s);
 }
 
 void mp__stream_release(struct req *r)
@@ -502,8 +547,8 @@ void mp__stream_release(struct req *r)
 	}
 	while (st->nspare)
 		mp_shared_free(st->spare[--st->nspare]);
-	free(st->stage);
-	free(st->items);
+	if (st->gather)
+		mp__req_release(st->gather);
 	free(st);
 }
 

@@ -212,6 +212,8 @@ int mp__pool_wait(struct mp_pool *p, bool (*cond)(struct mp_pool *, void *),
 			if (ms < 0 || ms > retry)
 				ms = retry;
 		}
+		if (p->nblind && (ms < 0 || ms > BLIND_SLICE_MS))
+			ms = BLIND_SLICE_MS;
 		int64_t tmo = mp__check_timeouts(p);
 		if (tmo != MP__NEVER) {
 			/* Wake when the oldest running chunk times out. */
@@ -222,6 +224,8 @@ int mp__pool_wait(struct mp_pool *p, bool (*cond)(struct mp_pool *, void *),
 		int r = poll(p->pfds, (nfds_t)n, ms);
 		atomic_store_explicit(&s->parent_waiting, 0,
 				      memory_order_relaxed);
+		if (p->nblind)
+			mp__reap_blind(p);
 		if (r <= 0)
 			continue;
 		if (p->pfds[0].revents) {

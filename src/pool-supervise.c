@@ -15,6 +15,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "fault.h"
 #include "futex.h"
 #include "pool-internal.h"
 
@@ -34,8 +35,13 @@ int mp__spawn_worker(struct mp_pool *p, int i)
 		mp_process_free(proc);
 		return r;
 	}
-	int fd = mp_process_sentinel(proc);
-	if (fd < 0) {
+	int fd = MP__FAULT_FAILS("pool.no_pidfd") ? (errno = ENOSYS, -1)
+						   : mp_process_sentinel(proc);
+	if (fd < 0 && errno == ENOSYS) {
+		/* No pidfds here (a kernel before 5.3, or valgrind 3.19,
+		 * which does not know pidfd_open): watch it by polling. */
+		p->nblind++;
+	} else if (fd < 0) {
 		/* Without its pidfd we could not see it die: give up on it. */
 		r = -errno;
 		mp_process_kill(proc);
@@ -176,6 +182,8 @@ void mp__handle_death(struct mp_pool *p, int i)
 	mp_process_join(w->proc, MP_FOREVER);
 	mp_process_free(w->proc);
 	w->proc = NULL;
+	if (w->pidfd < 0)
+		p->nblind--;
 	w->pidfd = -1;
 	w->timed_out = false;
 	p->nmissing++;
@@ -264,6 +272,14 @@ int mp__watch_workers(struct mp_pool *p, int n)
 	return n;
 }
 
+void mp__reap_blind(struct mp_pool *p)
+{
+	for (int i = 0; i < p->nworkers; i++)
+		if (p->w[i].proc && p->w[i].pidfd < 0 &&
+		    !mp_process_is_alive(p->w[i].proc))
+			mp__handle_death(p, i);
+}
+
 /* Reap whatever workers ended, without waiting; respawn missing ones. */
 void mp__check_workers(struct mp_pool *p)
 {
@@ -274,6 +290,8 @@ void mp__check_workers(struct mp_pool *p)
 		return;
 	}
 	mp__respawn(p);
+	if (p->nblind)
+		mp__reap_blind(p);
 	n = mp__watch_workers(p, n);
 	if (n == 0 || poll(p->pfds, (nfds_t)n, 0) <= 0)
 		return;
@@ -314,6 +332,8 @@ void mp__stop_workers(struct mp_pool *p, bool kill_them)
 		mp_process_join(p->w[i].proc, MP_FOREVER);
 		mp_process_free(p->w[i].proc);
 		p->w[i].proc = NULL;
+		if (p->w[i].pidfd < 0)
+			p->nblind--;
 		p->w[i].pidfd = -1;
 		if (p->w[i].timed_out)
 			p->nkilled--;

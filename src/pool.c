@@ -49,7 +49,12 @@
  * marked suspect: once all its chunks are taken and no live worker looks at
  * it, every chunk still not done fails with MP_EWORKER; meanwhile the
  * parent polls in 10 ms slices.  A new worker replaces the dead one at
- * once, so the other chunks complete and the pool stays usable.
+ * once, so the other chunks complete and the pool stays usable.  Where
+ * pidfd_open does not exist (kernels before 5.3; valgrind 3.19, which
+ * fails it with ENOSYS) a worker is watched without one: the parent's
+ * waits sleep at most BLIND_SLICE_MS (10 ms) and then look whether such a
+ * worker ended (waitid, WNOHANG), so a death is seen within 10 ms instead
+ * of at once, and the pool works under valgrind.
  *
  * Retries (opts.retries): instead of failing a dead worker's chunk, the
  * parent appends (job id, chunk) to the redo queue, a ring in the shared

@@ -130,6 +130,16 @@ TEST(pool_fault_map_big_chunks)
 	death_during_map(300);
 }
 
+/* Without pidfds (valgrind 3.19, kernels before 5.3: pidfd_open fails
+ * with ENOSYS) the pool watches its workers by polling: deaths are still
+ * seen, with the same results. */
+TEST(pool_fault_map_without_pidfds)
+{
+	mp__fault_arm("pool.no_pidfd", MP__FAULT_FAIL, 0);
+	death_during_map(0);
+	mp__fault_arm("pool.no_pidfd", MP__FAULT_OFF, 0);
+}
+
 /* The victim publishes its pid and blocks until killed from outside. */
 static int block_on_600(const void *in, void *out)
 {
@@ -485,7 +495,8 @@ TEST(pool_fault_fork_fails_one_worker_left)
 }
 
 TEST_MAIN(T(pool_fault_kill_storm), T(pool_fault_map_chunksize1), T(pool_fault_map_auto),
-	  T(pool_fault_map_big_chunks), T(pool_fault_external_sigkill),
+	  T(pool_fault_map_big_chunks), T(pool_fault_map_without_pidfds),
+	  T(pool_fault_external_sigkill),
 	  T(pool_fault_idle_workers_killed), T(pool_fault_initializer_dies),
 	  T(pool_fault_many_deaths), T(pool_fault_fork_fails_then_works),
 	  T(pool_fault_fork_always_fails_breaks),
