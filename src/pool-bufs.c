@@ -133,6 +133,7 @@ int32_t mp__run_bufs(struct pool_shared *s, struct wslot *w, struct job *j,
 {
 	mp_task_fn fn = (mp_task_fn)mp__xlate((const void *)j->fn);
 	struct buf_item *items = at(s, j->items_off);
+	struct buf_out *outs = at(s, j->out_off);
 	int64_t *blks = at(s, j->blks_off);
 	int32_t *errs = at(s, j->errs_off);
 	const char *in = at(s, j->in_off);
@@ -154,14 +155,13 @@ int32_t mp__run_bufs(struct pool_shared *s, struct wslot *w, struct job *j,
 		errs[i] = e;
 		if (e) {
 			o.used = o.start; /* drop what it wrote */
-			items[i].out_off = items[i].out_len = 0;
+			outs[i] = (struct buf_out){0, 0};
 			if (!err) {
 				err = e;
 				*value = (int64_t)i;
 			}
 		} else {
-			items[i].out_off = o.start;
-			items[i].out_len = o.used - o.start;
+			outs[i] = (struct buf_out){o.start, o.used - o.start};
 		}
 	}
 	/* Hand the block to the chunk, then forget it (see mp__bufs_drop_dead
@@ -193,9 +193,10 @@ void mp__bufs_drop_dead(struct pool_shared *s, struct wslot *ws,
 
 /* The head of a job's block for n items in chunks of chunksize: the
  * chunk records, result block pointers and errors (zeroed), then the
- * items' records; the inputs and result areas follow it. */
+ * items' records and their results' (written before they are read); the
+ * inputs and result areas follow it. */
 struct layout {
-	size_t nchunks, zeroed, head;
+	size_t nchunks, zeroed, outs_at, head;
 };
 
 static int layout_of(size_t n, size_t chunksize, struct layout *l)
@@ -205,11 +206,14 @@ static int layout_of(size_t n, size_t chunksize, struct layout *l)
 	size_t blks_sz = mul_add(l->nchunks, sizeof(int64_t), 0);
 	size_t errs_sz = mul_add(n, sizeof(int32_t), 0);
 	size_t items_sz = mul_add(n, sizeof(struct buf_item), 0);
+	size_t outs_sz = mul_add(n, sizeof(struct buf_out), 0);
 	if (recs_sz == SIZE_MAX || blks_sz == SIZE_MAX ||
-	    errs_sz == SIZE_MAX || items_sz == SIZE_MAX)
+	    errs_sz == SIZE_MAX || items_sz == SIZE_MAX ||
+	    outs_sz == SIZE_MAX)
 		return -EINVAL;
 	l->zeroed = align16(recs_sz) + align16(blks_sz) + align16(errs_sz);
-	l->head = l->zeroed + align16(items_sz);
+	l->outs_at = l->zeroed + align16(items_sz);
+	l->head = l->outs_at + align16(outs_sz);
 	return l->head > SIZE_MAX / 4 ? -EINVAL : 0;
 }
 
@@ -224,6 +228,7 @@ static void point_into(struct req *r, const struct layout *l)
 	b += align16(l->nchunks * sizeof(int64_t));
 	r->errs = (int32_t *)b;
 	r->items = (struct buf_item *)(void *)((char *)r->block + l->zeroed);
+	r->outs = (struct buf_out *)(void *)((char *)r->block + l->outs_at);
 	r->sh_in = (char *)r->block + l->head;
 }
 
@@ -308,7 +313,7 @@ int mp__bufs_prepare(struct mp_pool *p, const mp_buf *in, size_t n,
 	size_t run_len = 0, run_off = 0;
 	for (size_t i = 0; i < n; i++) {
 		size_t len = in[i].len;
-		r->items[i] = (struct buf_item){off, len, 0, 0};
+		r->items[i] = (struct buf_item){off, len};
 		if (len) {
 			const char *d = in[i].data;
 			if (run && d == run + run_len) {
@@ -424,11 +429,11 @@ int mp__bufs_collect(struct req *r, size_t lo, size_t hi, mp_buf *out,
 		}
 		o->data = NULL;
 		o->len = 0;
-		if (!e && r->items[i].out_len) {
-			size_t len = r->items[i].out_len;
+		if (!e && r->outs[i].len) {
+			size_t len = r->outs[i].len;
 			o->data = malloc(len);
 			if (o->data) {
-				memcpy(o->data, blk + r->items[i].out_off, len);
+				memcpy(o->data, blk + r->outs[i].off, len);
 				o->len = len;
 			} else {
 				e = -ENOMEM;

@@ -432,7 +432,7 @@ static int deliver(struct stream *st, size_t *index, mp_buf *out)
 	/* A batch is one chunk: its results are all in blks[0]. */
 	struct req *b = st->cur;
 	size_t i = st->cur_pos++;
-	size_t len = b->items[i].out_len;
+	size_t len = b->outs[i].len;
 	int ret = b->errs[i];
 
 	if (index)
@@ -443,7 +443,7 @@ static int deliver(struct stream *st, size_t *index, mp_buf *out)
 		if (MP__UNLIKELY(!out->data))
 			return -ENOMEM;
 		const char *blk = (const char *)(intptr_t)b->blks[0];
-		copy_small(out->data, blk + b->items[i].out_off, len);
+		copy_small(out->data, blk + b->outs[i].off, len);
 		out->len = len;
 	}
 	return ret;
@@ -507,11 +507,11 @@ int mp_imap_next_buf(mp_imap *it, size_t *index, mp_buf *out,
 		struct req *b = st->cur;
 		size_t i = st->cur_pos;
 		if (MP__LIKELY(b && i < b->n && !b->errs[i] &&
-			       b->items[i].out_len &&
+			       b->outs[i].len &&
 			       !(st->pool && st->pool->cbq))) {
-			size_t len = b->items[i].out_len;
+			size_t len = b->outs[i].len;
 			const char *src = (const char *)(intptr_t)b->blks[0] +
-					  b->items[i].out_off;
+					  b->outs[i].off;
 			void *d = malloc(len);
 			if (MP__LIKELY(d)) {
 				copy_small(d, src, len);

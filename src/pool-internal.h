@@ -51,11 +51,16 @@ struct chunk_rec {
 
 _Static_assert(sizeof(struct chunk_rec) == 16, "chunk_rec layout");
 
-/* One variable-size item (JOB_BUFS): its input in the job's block, its
- * result in the block of its chunk (blks[chunk]), both as offsets. */
+/* One variable-size item (JOB_BUFS): its input in the job's block, as
+ * an offset (written by the parent), and its result in the block of its
+ * chunk (blks[chunk]), in an array of its own (written by the worker),
+ * so that no line of records is written from both sides. */
 struct buf_item {
 	uint64_t in_off, in_len;
-	uint64_t out_off, out_len;
+};
+
+struct buf_out {
+	uint64_t off, len;
 };
 
 struct job {
@@ -181,6 +186,7 @@ struct req {
 	char *sh_in, *sh_out;
 	void *user_out;
 	struct buf_item *items; /* JOB_BUFS */
+	struct buf_out *outs;   /* JOB_BUFS */
 	int64_t *blks;          /* JOB_BUFS: per chunk, result block */
 	/* completion callback (mp_async) */
 	void (*cb)(mp_async *a, void *ctx);
@@ -402,7 +408,7 @@ static inline int mp__batch_add(struct req *r, const void *data, size_t len)
 		if (e)
 			return e;
 	}
-	r->items[r->n++] = (struct buf_item){r->bytes, len, 0, 0};
+	r->items[r->n++] = (struct buf_item){r->bytes, len};
 	copy_small(r->sh_in + r->bytes, data, len);
 	r->bytes += len;
 	return 0;

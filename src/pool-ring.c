@@ -302,7 +302,10 @@ int mp__publish(struct mp_pool *p, struct req *r, uintptr_t fn)
 	j->in_size = r->in_size;
 	j->out_size = r->out_size;
 	j->in_off = off_of(s, r->sh_in);
-	j->out_off = off_of(s, r->sh_out);
+	/* a JOB_BUFS job has no fixed-size results: its out_off names the
+	 * per-item result records instead */
+	j->out_off = off_of(s, r->kind == JOB_BUFS ? (void *)r->outs
+						   : (void *)r->sh_out);
 	j->recs_off = off_of(s, r->recs);
 	j->errs_off = off_of(s, r->errs);
 	j->items_off = off_of(s, r->items);

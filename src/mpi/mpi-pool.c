@@ -335,8 +335,8 @@ static void take_bufs(struct mpi_be *b, MPI_Message *m, MPI_Status *st)
 	for (size_t i = lo; i < hi; i++) {
 		const struct bufs_res *x = &res[i - lo];
 		r->errs[i] = x->err;
-		r->items[i].out_off = x->err ? 0 : off;
-		r->items[i].out_len = x->err ? 0 : x->len;
+		r->outs[i].off = x->err ? 0 : off;
+		r->outs[i].len = x->err ? 0 : x->len;
 		off += x->err ? 0 : x->len;
 	}
 	r->blks[s->c] = (int64_t)(intptr_t)blk;
