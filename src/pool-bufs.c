@@ -429,8 +429,14 @@ int mp__bufs_collect(struct req *r, size_t lo, size_t hi, mp_buf *out,
 		}
 		o->data = NULL;
 		o->len = 0;
+		/* The records and results were written by workers, on
+		 * other CPUs: ask for them ahead of the copies (see
+		 * mp_imap_next_buf). */
+		__builtin_prefetch(&r->errs[i + 32]);
+		__builtin_prefetch(&r->outs[i + 8]);
 		if (!e && r->outs[i].len) {
 			size_t len = r->outs[i].len;
+			__builtin_prefetch(blk + r->outs[i].off + 256);
 			o->data = malloc(len);
 			if (o->data) {
 				memcpy(o->data, blk + r->outs[i].off, len);

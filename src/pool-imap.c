@@ -512,6 +512,13 @@ int mp_imap_next_buf(mp_imap *it, size_t *index, mp_buf *out,
 			size_t len = b->outs[i].len;
 			const char *src = (const char *)(intptr_t)b->blks[0] +
 					  b->outs[i].off;
+			/* Workers on other CPUs wrote these: ask for the
+			 * lines ahead, or each first read of one waits for
+			 * it (bench-pool-data's stream: 80 -> 70 ms for 2 M
+			 * items; 4x further ahead was no better). */
+			__builtin_prefetch(&b->errs[i + 32]);
+			__builtin_prefetch(&b->outs[i + 8]);
+			__builtin_prefetch(src + 256);
 			void *d = malloc(len);
 			if (MP__LIKELY(d)) {
 				copy_small(d, src, len);
