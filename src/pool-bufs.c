@@ -391,7 +391,7 @@ int mp__batch_open(struct mp_pool *p, size_t cap, size_t in_min,
 int mp__batch_grow(struct req *r, size_t len)
 {
 	struct layout l;
-	size_t need = r->bytes + len, in_cap = 2 * r->in_cap;
+	size_t need = r->bytes + len, in_cap = 2 * r->in_cap + 64;
 
 	(void)layout_of(r->cap, r->cap, &l); /* was fine at open */
 	if (need > SIZE_MAX / 8)

@@ -60,6 +60,22 @@
  * with the pipe's own mode (0.6-2.8 M msg/s at 64 B, quiet or not, on
  * one CPU or two) more than with ours, and 4 KiB is the copies' cost
  * (two 4 KiB copies and 64 lines crossing per message).
+ *
+ * The host's states (2026-12-02, later): the same binary, pinned one side
+ * per CPU, moved 4 KiB messages at 2.0-2.4 M msg/s in one set of runs and
+ * at 0.82-0.84 in the next, minutes apart, every run of a set alike; the
+ * pipe stayed at 0.39-0.41 in both, so the ratio went 5x -> 2.1x with
+ * nothing of ours changed.  Unpinned followed the same state (0.83-0.91
+ * and 1.8-2.2), with 1.97 CPUs busy and 4-5 migrations in 7 runs: not a
+ * placement.  A/B of the non-temporal stores, interleaved in each state:
+ * 2.14 vs 2.04 M msg/s (fast), 0.83 vs 0.82 (slow), so they stay.  In
+ * one process, with no second CPU, a put and a get of 64 B cost 57 ns
+ * together (375 instructions, four of them locked: the side locks' CAS
+ * on take and give), which is the bound of both 1 -> 1 modes at 64 B
+ * (17-18 M msg/s); 12x a pipe in its fast state (2.7 M msg/s) would need
+ * 32 M.  Getting there needs puts and gets with one locked instruction
+ * or none, i.e. a different protocol for the side locks and the sleeper
+ * flags (e.g. asymmetric fences with membarrier(2)): not done.
  */
 #include <errno.h>
 #include <sched.h>

@@ -100,6 +100,77 @@ TEST(pool_stream_unordered_exact)
 	run_stream(false, 1);
 }
 
+/* Items far larger than a batch's first block (which moves to larger
+ * ones as it fills), one past a quarter of MP_POOL_STREAM_BYTES (which
+ * ends its batch), among small and empty ones: each arrives whole. */
+static const size_t big_len[] = {0, 3, 1 << 20, 5, 5 << 20, 0, 70000, 9};
+#define NBIG (sizeof(big_len) / sizeof(big_len[0]))
+
+struct big_src {
+	size_t given;
+	uint8_t *buf;
+};
+
+static int big_items(void *ctx, mp_buf *item)
+{
+	struct big_src *s = ctx;
+
+	if (s->given == NBIG)
+		return 0;
+	size_t k = s->given++;
+	for (size_t j = 0; j < big_len[k]; j++)
+		s->buf[j] = (uint8_t)(k * 31 + j * 7);
+	item->data = s->buf;
+	item->len = big_len[k];
+	return 1;
+}
+
+/* Result: the length and a position-weighted sum of the bytes. */
+static int weigh(const void *in, size_t len, mp_out *out)
+{
+	const uint8_t *b = in;
+	uint64_t r[2] = {len, 0};
+
+	for (size_t j = 0; j < len; j++)
+		r[1] += (uint64_t)b[j] * (j + 1);
+	return mp_out_write(out, r, sizeof(r));
+}
+
+TEST(pool_stream_items_larger_than_a_batch)
+{
+	mp_pool *pool = mp_pool_new(2);
+	ASSERT_NOT_NULL(pool);
+	struct big_src s = {0, malloc(5 << 20)};
+	ASSERT_NOT_NULL(s.buf);
+	for (size_t chunk = 0; chunk <= 3; chunk += 3) {
+		s.given = 0;
+		mp_imap *it = mp_pool_imap_source(pool, weigh, big_items, &s,
+						  chunk, true);
+		ASSERT_NOT_NULL(it);
+		mp_buf res;
+		size_t i, k = 0;
+		int e;
+		while ((e = mp_imap_next_buf(it, &i, &res, 30)) != MP_ECLOSED) {
+			ASSERT_OK(e);
+			ASSERT_EQ(i, k);
+			ASSERT_EQ(res.len, 16);
+			uint64_t r[2], want = 0;
+			memcpy(r, res.data, sizeof(r));
+			for (size_t j = 0; j < big_len[k]; j++)
+				want += (uint64_t)(uint8_t)(k * 31 + j * 7) *
+					(j + 1);
+			ASSERT_EQ(r[0], big_len[k]);
+			ASSERT_EQ(r[1], want);
+			free(res.data);
+			k++;
+		}
+		ASSERT_EQ(k, NBIG);
+		mp_imap_free(it);
+	}
+	free(s.buf);
+	mp_pool_free(pool);
+}
+
 TEST(pool_stream_source_error_once_then_closed)
 {
 	mp_pool *p = mp_pool_new(2);
@@ -291,6 +362,7 @@ TEST(pool_stream_two_million_items_bounded_memory)
 }
 
 TEST_MAIN(T(pool_stream_ordered_exact), T(pool_stream_unordered_exact),
+	  T(pool_stream_items_larger_than_a_batch),
 	  T(pool_stream_source_error_once_then_closed),
 	  T(pool_stream_window_bounds_the_source),
 	  T(pool_stream_worker_death_and_bad_arguments),
