@@ -3,13 +3,14 @@
  * Pool maps over variable-size items (mp_pool_map_bufs, and the batches of
  * mp_pool_imap_source).
  *
- * Inputs: the parent copies every item of a job into one block of the
+ * Inputs: the parent copies the items of a batch into one block of the
  * shared arena (the arena is mapped before any worker is forked, at the
  * same address in every process, so workers forked long ago see blocks
  * allocated now): per item a struct buf_item (offset and length), then the
- * bytes.  One allocation and one memcpy per item, no system call.
+ * bytes.  One copy per item, no system call.  mp_pool_map_bufs is a
+ * stream over its array (see there).
  *
- * Results: each chunk's inputs are followed in the same block by a result
+ * Results: a batch's inputs are followed in the same block by a result
  * area as large as they are plus 8 bytes an item (results are often about
  * as long as their items: a transform, a digest, a count).  A worker
  * writes its chunk's results there (mp_out_write appends) and, only when
@@ -23,16 +24,12 @@
  * one block (see arena.c).
  *
  * WHY the areas, and reused blocks (bench-pool-data, 100,000 strings of
- * 10-100 bytes, perf): the map took 20-25 ms, of which the parent spent
- * 3 ms making the job (mp_shared_alloc zeroes the 11 MB block, and its
- * pages fault in) and the workers 10 ms, mostly growing result blocks
- * from 4 KiB by doubling, each zeroed and copied, and faulting in fresh
- * pages.  So a synchronous map takes the pool's staging block when it
- * fits (pool-stage.c: kept, not zeroed again, its pages already mapped in
- * every process that touched it), and a stream recycles the blocks of
- * the batches it delivered (pool-imap.c); only the records, the block
- * pointers and the errors are zeroed, the rest is written before it is
- * read.
+ * 10-100 bytes, perf): a map in one job took 20-25 ms, of which the
+ * workers spent 10 ms growing result blocks from 4 KiB by doubling, each
+ * zeroed and copied, and faulting in fresh pages.  So a stream recycles
+ * the blocks of the batches it delivered (pool-imap.c): only the records,
+ * the block pointers and the errors are zeroed, the rest is written
+ * before it is read, with streaming stores (mp__batch_add, JOB_NT_OUT).
  *
  * A result may be up to MP_POOL_RESULT_MAX bytes: past that the item fails
  * with -EMSGSIZE (its partial result is dropped) and the chunk goes on.
@@ -103,7 +100,10 @@ int mp_out_write(mp_out *out, const void *data, size_t len)
 		if (e)
 			return out->err = e;
 	}
-	memcpy(out->blk + out->used, data, len);
+	if (out->nt && !(out->used & 7)) /* see mp__run_bufs */
+		mp__nt_copy_words((uint8_t *)out->blk + out->used, data, len);
+	else
+		memcpy(out->blk + out->used, data, len);
 	out->used += len;
 	return 0;
 }
@@ -139,7 +139,7 @@ int32_t mp__run_bufs(struct pool_shared *s, struct wslot *w, struct job *j,
 	const char *in = at(s, j->in_off);
 	uint64_t lo = c * j->chunksize;
 	uint64_t hi = lo + j->chunksize < j->n ? lo + j->chunksize : j->n;
-	mp_out o = {.w = w};
+	mp_out o = {.w = w, .nt = j->flags & JOB_NT_OUT};
 	int32_t err = 0;
 
 	if (hi > lo) {
@@ -147,23 +147,38 @@ int32_t mp__run_bufs(struct pool_shared *s, struct wslot *w, struct job *j,
 		o.blk = (char *)in + off;
 	}
 
+	/* A stream's results, their records and errors are written with
+	 * streaming stores (JOB_NT_OUT, nt-copy.h).  Each result then starts
+	 * 8-aligned, so that mp_out_write can stream whole words (the area's
+	 * 8 bytes an item leave room for the padding). */
+	size_t align = o.nt ? 7 : 0;
 	for (uint64_t i = lo; i < hi; i++) {
+		o.used = (o.used + align) & ~align;
 		o.start = o.used;
 		o.err = 0;
 		int r = fn(in + items[i].in_off, items[i].in_len, &o);
 		int e = o.err ? o.err : r;
-		errs[i] = e;
+		struct buf_out rec = {0, 0};
 		if (e) {
 			o.used = o.start; /* drop what it wrote */
-			outs[i] = (struct buf_out){0, 0};
 			if (!err) {
 				err = e;
 				*value = (int64_t)i;
 			}
 		} else {
-			outs[i] = (struct buf_out){o.start, o.used - o.start};
+			rec = (struct buf_out){o.start, o.used - o.start};
+		}
+		if (o.nt) {
+			mp__nt_store4(&errs[i], (uint32_t)e);
+			mp__nt_store8(&outs[i].off, rec.off);
+			mp__nt_store8(&outs[i].len, rec.len);
+		} else {
+			errs[i] = e;
+			outs[i] = rec;
 		}
 	}
+	if (o.nt)
+		mp__nt_fence(); /* before the commit's release store */
 	/* Hand the block to the chunk, then forget it (see mp__bufs_drop_dead
 	 * for a death between the two). */
 	blks[c] = (int64_t)(intptr_t)o.blk;
@@ -233,11 +248,10 @@ static void point_into(struct req *r, const struct layout *l)
 }
 
 /* A JOB_BUFS request (n items, chunksize) in a block of at least total
- * bytes: spare when it is that large, else the stage when staged and it
- * fits, else a new block; its head zeroed. */
-static int bufs_req(struct mp_pool *p, const struct layout *l, size_t n,
-		    size_t chunksize, size_t total, bool staged, void *spare,
-		    size_t spare_size, struct req **out_r)
+ * bytes: spare when it is that large, else a new block; its head zeroed. */
+static int bufs_req(const struct layout *l, size_t n, size_t chunksize,
+		    size_t total, void *spare, size_t spare_size,
+		    struct req **out_r)
 {
 	struct req *r = calloc(1, sizeof(*r));
 	if (!r)
@@ -246,15 +260,9 @@ static int bufs_req(struct mp_pool *p, const struct layout *l, size_t n,
 	if (spare && spare_size >= total) {
 		r->block = spare;
 		r->block_size = spare_size;
-	} else if (staged) {
-		r->block = mp__stage_take(p, total);
-	}
-	if (r->block) {
 		memset(r->block, 0, l->zeroed); /* reused: see the top */
 	} else {
 		r->block = mp_shared_alloc(total);
-		if (!r->block && staged && mp__stage_drop_idle(p))
-			r->block = mp_shared_alloc(total);
 	}
 	if (!r->block) {
 		free(r);
@@ -269,88 +277,13 @@ static int bufs_req(struct mp_pool *p, const struct layout *l, size_t n,
 	return 0;
 }
 
-int mp__bufs_prepare(struct mp_pool *p, const mp_buf *in, size_t n,
-		     size_t chunksize, bool staged, struct req **out_r)
-{
-	size_t total_in = 0, data = 0;
-
-	if (n && !in)
-		return -EINVAL;
-	if (chunksize == 0)
-		chunksize = mp__auto_chunksize(p, n);
-	/* k counts the items of the current chunk: no division per item
-	 * (two of them were most of this loop's time at 8-byte items). */
-	for (size_t i = 0, chunk = 0, k = 0; i < n; i++) {
-		if (in[i].len && !in[i].data)
-			return -EINVAL;
-		if (__builtin_add_overflow(total_in, in[i].len, &total_in) ||
-		    total_in > SIZE_MAX / 8)
-			return -EINVAL;
-		chunk += in[i].len;
-		if (++k == chunksize || i + 1 == n) {
-			/* inputs, then the result area (area_of) */
-			data += align16(chunk) + align16(chunk + 8 * k);
-			chunk = 0;
-			k = 0;
-		}
-	}
-	struct layout l;
-	if (layout_of(n, chunksize, &l) || data > SIZE_MAX / 4)
-		return -EINVAL;
-	struct req *r;
-	/* Always some data bytes: an empty item points at them. */
-	int e = bufs_req(p, &l, n, chunksize, l.head + data + 16, staged,
-			 NULL, 0, &r);
-	if (e)
-		return e;
-	r->bytes = total_in;
-	char *b = r->sh_in;
-	/* Items that lie end to end in the caller's memory (one big
-	 * allocation cut in pieces) are copied in one memcpy per run of
-	 * them, not one per item. */
-	size_t off = 0, lo = 0, k = 0;
-	const char *run = NULL;
-	size_t run_len = 0, run_off = 0;
-	for (size_t i = 0; i < n; i++) {
-		size_t len = in[i].len;
-		r->items[i] = (struct buf_item){off, len};
-		if (len) {
-			const char *d = in[i].data;
-			if (run && d == run + run_len) {
-				run_len += len;
-			} else {
-				if (run_len)
-					memcpy(b + run_off, run, run_len);
-				run = d;
-				run_len = len;
-				run_off = off;
-			}
-		}
-		off += len;
-		if (++k == chunksize || i + 1 == n) {
-			if (run_len)
-				memcpy(b + run_off, run, run_len);
-			run = NULL;
-			run_len = 0;
-			size_t cap;
-			off = area_of(r->items, lo, i + 1, &cap) + cap;
-			lo = i + 1;
-			k = 0;
-		}
-	}
-	if (l.nchunks == 0)
-		r->finished = true;
-	*out_r = r;
-	return 0;
-}
-
 /*
  * A stream's batch is one chunk, gathered in place: each item the source
  * gives is copied straight into the block's input area (its record
  * written beside it), so the parent touches an item's bytes once on the
  * way in, not twice through a staging buffer (bench-pool-data's stream,
- * 8-byte items: the staging copy, and the two passes of
- * mp__bufs_prepare over the records, were ~25% of the parent's time).
+ * 8-byte items: the staging copy, and two passes over the records, were
+ * ~25% of the parent's time).
  * The block is laid out for `cap` items and in_cap input bytes with
  * their result area; a batch that outgrows in_cap moves to a block twice
  * as large (its head and inputs copied: they are position-independent,
@@ -368,7 +301,7 @@ static size_t batch_in_cap(size_t size, size_t head, size_t cap)
 	return size > fixed ? (size - fixed) / 2 : 0;
 }
 
-int mp__batch_open(struct mp_pool *p, size_t cap, size_t in_min,
+int mp__batch_open(size_t cap, size_t in_min,
 		   void *spare, size_t spare_size, struct req **out_r)
 {
 	struct layout l;
@@ -379,8 +312,7 @@ int mp__batch_open(struct mp_pool *p, size_t cap, size_t in_min,
 	size_t total = batch_total(l.head, cap, in_cap);
 	if (spare && spare_size > total)
 		total = spare_size; /* use all of it */
-	int e = bufs_req(p, &l, 0, cap, total, false, spare, spare_size,
-			 out_r);
+	int e = bufs_req(&l, 0, cap, total, spare, spare_size, out_r);
 	if (e)
 		return e;
 	(*out_r)->in_cap = batch_in_cap((*out_r)->block_size, l.head, cap);
@@ -411,48 +343,6 @@ int mp__batch_grow(struct req *r, size_t len)
 	return 0;
 }
 
-int mp__bufs_collect(struct req *r, size_t lo, size_t hi, mp_buf *out,
-		     int *errs)
-{
-	int first = 0;
-	size_t c = lo / r->chunksize, c_end = (c + 1) * r->chunksize;
-	const char *blk =
-		lo < hi ? (const char *)(intptr_t)r->blks[c] : NULL;
-
-	for (size_t i = lo; i < hi; i++) {
-		int e = r->errs[i];
-		mp_buf *o = &out[i - lo];
-		if (i == c_end) { /* the next chunk: no division per item */
-			c++;
-			c_end += r->chunksize;
-			blk = (const char *)(intptr_t)r->blks[c];
-		}
-		o->data = NULL;
-		o->len = 0;
-		/* The records and results were written by workers, on
-		 * other CPUs: ask for them ahead of the copies (see
-		 * mp_imap_next_buf). */
-		__builtin_prefetch(&r->errs[i + 32]);
-		__builtin_prefetch(&r->outs[i + 8]);
-		if (!e && r->outs[i].len) {
-			size_t len = r->outs[i].len;
-			__builtin_prefetch(blk + r->outs[i].off + 256);
-			o->data = malloc(len);
-			if (o->data) {
-				memcpy(o->data, blk + r->outs[i].off, len);
-				o->len = len;
-			} else {
-				e = -ENOMEM;
-			}
-		}
-		if (errs)
-			errs[i - lo] = e;
-		if (e && !first)
-			first = e;
-	}
-	return first;
-}
-
 void mp__bufs_release(struct req *r)
 {
 	for (size_t c = 0; r->blks && c < r->nchunks; c++) {
@@ -473,28 +363,36 @@ void *mp__bufs_keep_block(struct req *r, size_t *size)
 	return b;
 }
 
-/* Collecting as chunks finish: a synchronous map's results are copied
- * chunk by chunk while the workers run the later chunks, so the parent's
- * share (a malloc and a copy per item: 40-70 ns an item, most of the
- * parent's time) overlaps theirs instead of following it. */
-struct chunk_wait {
-	struct req *r;
-	size_t c;
+/*
+ * mp_pool_map_bufs is an ordered stream over the array (pool-imap.c), not
+ * one job with every input copied in before the first task runs.  WHY
+ * (100,000 strings of 10-100 bytes, 2 workers, interleaved runs): the
+ * stream overlaps the parent's copying in with the workers and its
+ * copying out, keeps a few small blocks hot instead of one 11 MB block,
+ * and streams their stores (mp__batch_add): 8-10 -> 11-13 M items/s warm,
+ * 4-5 -> 9-10 on the first call.  And the inputs of one map no longer
+ * have to fit in the arena at once.
+ */
+struct array_source {
+	const mp_buf *in;
+	size_t i, n;
 };
 
-static bool cond_chunk_done(struct mp_pool *p, void *ctx)
+static int array_next(void *ctx, mp_buf *item)
 {
-	struct chunk_wait *cw = ctx;
+	struct array_source *a = ctx;
 
-	if (mp__req_poll(p, cw->r))
-		return true;
-	return atomic_load_explicit(&cw->r->recs[cw->c].state,
-				    memory_order_acquire);
+	if (a->i == a->n)
+		return 0;
+	*item = a->in[a->i++];
+	return 1;
 }
 
 int mp_pool_map_bufs(mp_pool *pool, mp_task_fn fn, const mp_buf *in,
 		     size_t n, mp_buf *out, int *errs, size_t chunksize)
 {
+	size_t total = 0;
+
 	if (!pool || !fn || (n && (!in || !out)))
 		return -EINVAL;
 	int e = mp__submit_check(pool);
@@ -502,42 +400,51 @@ int mp_pool_map_bufs(mp_pool *pool, mp_task_fn fn, const mp_buf *in,
 		return e;
 	if (n == 0)
 		return 0;
-	if (!pool->stopping)
-		mp__check_workers(pool); /* as mp_pool_map */
-	struct req *r;
-	e = mp__bufs_prepare(pool, in, n, chunksize, true, &r);
-	if (e)
-		return e;
-	e = mp__publish(pool, r, (uintptr_t)fn);
-	if (e) {
-		mp__req_release(r);
-		return e;
+	for (size_t i = 0; i < n; i++) /* fail before anything runs */
+		if ((in[i].len && !in[i].data) ||
+		    __builtin_add_overflow(total, in[i].len, &total) ||
+		    total > SIZE_MAX / 16)
+			return -EINVAL;
+	if (chunksize > MP_POOL_STREAM_CHUNK_MAX)
+		chunksize = MP_POOL_STREAM_CHUNK_MAX;
+	struct array_source src = {in, 0, n};
+	mp_imap *it = mp_pool_imap_source(pool, fn, array_next, &src,
+					  chunksize, true);
+	if (!it)
+		return -errno;
+	/* Ordered: the results come in index order, so those delivered are
+	 * out[0 .. got). */
+	size_t got = 0;
+	int first = 0, stop = 0;
+	bool lost = false, broken = false;
+	for (;;) {
+		size_t i;
+		mp_buf b;
+		int r = mp_imap_next_buf(it, &i, &b, MP_FOREVER);
+		if (r == MP_ECLOSED)
+			break;
+		if (i >= n) { /* the stream stopped: -ENOMEM, MP_ESTATE */
+			stop = r;
+			continue;
+		}
+		out[i] = b;
+		if (errs)
+			errs[i] = r;
+		got = i + 1;
+		lost |= r == MP_EWORKER;
+		broken |= r == MP_EBROKEN;
+		if (r && !first)
+			first = r;
 	}
-	/* A chunk is final once committed (state) or once the request is
-	 * finished (a lost chunk's errors are set then). */
-	int ce = 0;
-	for (size_t c = 0; c < r->nchunks; c++) {
-		struct chunk_wait cw = {r, c};
-		e = mp__pool_wait(pool, cond_chunk_done, &cw, r->id, WAIT_ANY,
-				  MP__NEVER);
-		if (e) /* cannot happen without a deadline */
-			MP__FATAL("pool: map wait failed");
-		size_t lo = c * r->chunksize;
-		size_t hi = lo + r->chunksize < n ? lo + r->chunksize : n;
-		int ec = mp__bufs_collect(r, lo, hi, out + lo,
-					  errs ? errs + lo : NULL);
-		if (!ce)
-			ce = ec;
+	mp_imap_free(it);
+	if (got < n && !stop)
+		stop = MP_EBROKEN; /* terminated under us */
+	for (size_t i = got; i < n; i++) {
+		out[i] = (mp_buf){NULL, 0};
+		if (errs)
+			errs[i] = stop;
 	}
-	e = mp__pool_wait(pool, mp__cond_req, r, r->id, WAIT_ALL, MP__NEVER);
-	if (e)
-		MP__FATAL("pool: map wait failed");
-	if (!pool->stopping)
-		mp__check_workers(pool);
-	e = r->err ? r->err : ce;
-	mp__bufs_release(r); /* before the block may become the stage */
-	mp__stage_give(pool, r, r->block_size);
-	mp__req_release(r);
-	mp__pool_dispatch(pool);
-	return e;
+	/* As mp_pool_map: a broken pool, then a lost chunk, then the
+	 * lowest-index item's error. */
+	return stop ? stop : broken ? MP_EBROKEN : lost ? MP_EWORKER : first;
 }

@@ -225,6 +225,8 @@ static int stream_submit(struct stream *st)
 
 	st->gather = NULL;
 	r->chunksize = r->n;
+	r->nt_out = true; /* a small block, recycled: see mp__batch_add */
+	mp__nt_fence(); /* mp__batch_add's stores, before the publish */
 	int e = mp__publish(st->pool, r, (uintptr_t)st->fn);
 	if (e) {
 		mp__req_release(r);
@@ -252,7 +254,7 @@ static int stream_open(struct stream *st, size_t in_min)
 {
 	void *spare = st->nspare ? st->spare[st->nspare - 1] : NULL;
 	size_t size = st->nspare ? st->spare_size[st->nspare - 1] : 0;
-	int e = mp__batch_open(st->pool, st->chunksize, in_min, spare, size,
+	int e = mp__batch_open(st->chunksize, in_min, spare, size,
 			       &st->gather);
 
 	if (!e && spare) {

@@ -19,6 +19,7 @@
 
 #include "clock.h"
 #include "internal.h"
+#include "nt-copy.h"
 
 #define POOL_MAGIC 0x504f4f4cu /* "POOL" */
 #define RING MP_POOL_MAX_JOBS
@@ -37,6 +38,7 @@ enum job_kind { JOB_MAP = 1, JOB_APPLY = 2, JOB_BUFS = 3, JOB_STREAM = 4 };
 /* A map's workers zero each chunk's results before running it: the block
  * is not zeroed by the parent (pool-ring.c, mp__submit_map). */
 #define JOB_ZERO_OUT 1u
+#define JOB_NT_OUT 2u /* JOB_BUFS: results with streaming stores */
 enum wait_mode { WAIT_ALL = 0, WAIT_ANY = 1 };
 enum worker_state { W_STARTING = 0, W_READY = 1, W_RETIRING = 2 };
 
@@ -68,7 +70,7 @@ struct job {
 	_Atomic uint64_t next;  /* next chunk to claim */
 	_Atomic uint64_t ndone; /* hint, see DESIGN */
 	uint32_t kind;
-	uint32_t flags; /* JOB_ZERO_OUT */
+	uint32_t flags; /* JOB_ZERO_OUT, JOB_NT_OUT */
 	uintptr_t fn;
 	uint64_t n, chunksize, nchunks;
 	uint64_t in_size, out_size; /* apply: argument length, result cap */
@@ -173,6 +175,7 @@ struct req {
 	bool broken; /* a chunk failed with MP_EBROKEN */
 	bool cb_queued; /* in the pool's callback queue */
 	bool zero_out;  /* JOB_ZERO_OUT */
+	bool nt_out;    /* JOB_NT_OUT */
 	int err;
 	ssize_t len;
 	size_t n, chunksize, nchunks, in_size, out_size;
@@ -297,6 +300,7 @@ struct mp_out {
 	char *blk;    /* the chunk's result area, or a block of its own */
 	size_t cap;   /* its size */
 	bool own;     /* blk is an arena block of this worker's (w set) */
+	bool nt;      /* write with streaming stores (JOB_NT_OUT) */
 	size_t used;  /* bytes written, every item so far */
 	size_t start; /* where the current item's result begins */
 	int err;      /* the current item failed: later writes fail too */
@@ -374,19 +378,11 @@ int32_t mp__run_bufs(struct pool_shared *s, struct wslot *w, struct job *j,
  * r (r may be NULL): free its result blocks not committed. */
 void mp__bufs_drop_dead(struct pool_shared *s, struct wslot *ws,
 			struct req *r, uint64_t c1);
-/* Copy the results of a finished JOB_BUFS request out (items lo..hi) into
- * malloc()ed buffers; free the chunks' result blocks. */
-int mp__bufs_collect(struct req *r, size_t lo, size_t hi, mp_buf *out,
-		     int *errs);
-/* A JOB_BUFS request over in[0..n), not yet published, in the pool's
- * stage when staged and it fits, else a new block. */
-int mp__bufs_prepare(struct mp_pool *p, const mp_buf *in, size_t n,
-		     size_t chunksize, bool staged, struct req **out_r);
 /* A stream's batch, gathered in place (see pool-bufs.c): room for cap
  * items and at least in_min input bytes, in the block spare (of
  * spare_size bytes; the request owns it if r->block == spare) or a new
  * one.  Add items with mp__batch_add, then set chunksize to n. */
-int mp__batch_open(struct mp_pool *p, size_t cap, size_t in_min,
+int mp__batch_open(size_t cap, size_t in_min,
 		   void *spare, size_t spare_size, struct req **out_r);
 /* Move the batch to a block with room for len more input bytes. */
 int mp__batch_grow(struct req *r, size_t len);
@@ -401,16 +397,33 @@ static inline void copy_small(void *dst, const void *src, size_t len)
 		memcpy(dst, src, len);
 }
 
+/* Add an item to a batch being gathered.  Its bytes start 8-aligned and
+ * both they and its record are written with streaming stores (nt-copy.h:
+ * the block is recycled, so its lines were last read by a worker on
+ * another CPU).  The batch's submit fences them.  Measured with 2 M
+ * 8-byte items and 2 workers, interleaved runs: 23-24 -> 28 M items/s,
+ * and 34-35 once the workers stream their results too (JOB_NT_OUT); with
+ * everything pinned to one CPU 17.3 -> 16.5.  Not for mp_pool_map_bufs:
+ * its blocks are large, their lines have left the worker's own cache by
+ * the next map, and streaming them made 100,000 strings 9.5 -> 6.2 M
+ * items/s. */
 static inline int mp__batch_add(struct req *r, const void *data, size_t len)
 {
-	if (len > r->in_cap - r->bytes) {
-		int e = mp__batch_grow(r, len);
+	size_t at = (r->bytes + 7) & ~(size_t)7;
+
+	size_t padded = (len + 7) & ~(size_t)7; /* len <= SIZE_MAX / 16 */
+
+	if (MP__UNLIKELY(at > r->in_cap || padded > r->in_cap - at)) {
+		int e = mp__batch_grow(r, at - r->bytes + padded);
 		if (e)
 			return e;
 	}
-	r->items[r->n++] = (struct buf_item){r->bytes, len};
-	copy_small(r->sh_in + r->bytes, data, len);
-	r->bytes += len;
+	uint64_t *rec = (uint64_t *)(void *)&r->items[r->n++];
+	mp__nt_store8(rec, at);
+	mp__nt_store8(rec + 1, len);
+	if (len) /* data may be NULL then */
+		mp__nt_copy_words((uint8_t *)r->sh_in + at, data, len);
+	r->bytes = at + len;
 	return 0;
 }
 

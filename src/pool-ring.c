@@ -294,7 +294,8 @@ int mp__publish(struct mp_pool *p, struct req *r, uintptr_t fn)
 	}
 	struct job *j = &s->ring[id % RING];
 	j->kind = (uint32_t)r->kind;
-	j->flags = r->zero_out ? JOB_ZERO_OUT : 0;
+	j->flags = (r->zero_out ? JOB_ZERO_OUT : 0) |
+		   (r->nt_out && !p->ops ? JOB_NT_OUT : 0);
 	j->fn = fn;
 	j->n = r->n;
 	j->chunksize = r->chunksize;

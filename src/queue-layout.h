@@ -25,13 +25,13 @@
  * other side's line.  Per operation: one CAS to lock, the copy, a release
  * store of tail (or head), one CAS to unlock.
  */
-#include <emmintrin.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "internal.h"
+#include "nt-copy.h"
 
 #define QUEUE_MAGIC 0x51554555u /* "QUEU" */
 #define QUEUE_LAYOUT 3
@@ -123,41 +123,16 @@ static inline bool valid(struct queue_shared *s)
  * left in the cache they share (2.6 -> 1.1 M msg/s with streaming). */
 #define NT_MIN 1024u
 
-/* Copy len bytes to an 8-aligned dst, streaming the 16-aligned middle. */
-static inline void copy_stream(uint8_t *dst, const uint8_t *src, size_t len)
-{
-	while (len && ((uintptr_t)dst & 15)) {
-		size_t k = 8 < len ? 8 : len;
-		memcpy(dst, src, k);
-		dst += k;
-		src += k;
-		len -= k;
-	}
-	for (; len >= 64; dst += 64, src += 64, len -= 64) {
-		const __m128i *from = (const __m128i *)(const void *)src;
-		__m128i *to = (__m128i *)(void *)dst;
-		__m128i v0 = _mm_loadu_si128(from);
-		__m128i v1 = _mm_loadu_si128(from + 1);
-		__m128i v2 = _mm_loadu_si128(from + 2);
-		__m128i v3 = _mm_loadu_si128(from + 3);
-		_mm_stream_si128(to, v0);
-		_mm_stream_si128(to + 1, v1);
-		_mm_stream_si128(to + 2, v2);
-		_mm_stream_si128(to + 3, v3);
-	}
-	memcpy(dst, src, len);
-}
-
 static inline void copy_piece(uint8_t *dst, const void *src, size_t len,
 			      bool stream)
 {
 	if (stream)
-		copy_stream(dst, src, len);
+		mp__nt_copy(dst, src, len);
 	else
 		memcpy(dst, src, len);
 }
 
-/* stream: see copy_stream; the caller's release store of the tail then
+/* stream: see NT_MIN; the caller's release store of the tail then
  * needs the sfence here (streaming stores are not ordered by it). */
 static inline void copy_in(struct queue_shared *s, uint64_t pos,
 			   const void *src, size_t len, bool stream)
@@ -173,7 +148,7 @@ static inline void copy_in(struct queue_shared *s, uint64_t pos,
 	if (part < len) /* wraps around the end of the ring */
 		copy_piece(r, (const uint8_t *)src + part, len - part, stream);
 	if (stream)
-		_mm_sfence();
+		mp__nt_fence();
 }
 
 static inline void copy_out(struct queue_shared *s, uint64_t pos, void *dst,

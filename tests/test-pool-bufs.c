@@ -389,10 +389,64 @@ TEST(pool_bufs_initializer_and_maxtasksperchild)
 	mp_pool_free(p);
 }
 
+/* Every byte counts, at its place (len a multiple of 8). */
+static uint64_t weigh_words(const uint8_t *b, size_t len)
+{
+	uint64_t h = 0, w;
+	for (size_t k = 0; k + 8 <= len; k += 8) {
+		memcpy(&w, b + k, 8);
+		h += w * (2 * k + 1);
+	}
+	return h;
+}
+
+static int digest(const void *in, size_t len, mp_out *out)
+{
+	uint64_t h = weigh_words(in, len);
+	return mp_out_write(out, &h, sizeof(h));
+}
+
+/* A map streams its inputs in batches: more inputs than the whole arena
+ * holds (300 MiB through the default 256 MiB; they are views of one
+ * 1 MiB buffer) are mapped, every result exact, and the arena is as it
+ * was after. */
+TEST(pool_bufs_inputs_larger_than_the_arena)
+{
+	const size_t n = 4800, len = 64 << 10, span = 1 << 20;
+	ASSERT(n * len > mp_shared_capacity());
+	mp_pool *p = mp_pool_new(2);
+	ASSERT_NOT_NULL(p);
+	size_t used = mp_shared_used();
+	uint8_t *pattern = malloc(span);
+	mp_buf *in = calloc(n, sizeof(*in)), *out = calloc(n, sizeof(*out));
+	int *errs = calloc(n, sizeof(*errs));
+	ASSERT(pattern && in && out && errs);
+	for (size_t k = 0; k < span; k++)
+		pattern[k] = (uint8_t)next_rand();
+	for (size_t i = 0; i < n; i++)
+		in[i] = (mp_buf){pattern + 8 * (i * 4099 % ((span - len) / 8)),
+				 len};
+	ASSERT_OK(mp_pool_map_bufs(p, digest, in, n, out, errs, 0));
+	for (size_t i = 0; i < n; i++) {
+		uint64_t h;
+		ASSERT_EQ(errs[i], 0);
+		ASSERT_EQ(out[i].len, sizeof(h));
+		memcpy(&h, out[i].data, sizeof(h));
+		ASSERT_EQ(h, weigh_words(in[i].data, len));
+	}
+	mp_bufs_free(out, n);
+	ASSERT_EQ(mp_shared_used(), used);
+	mp_pool_free(p);
+	free(errs);
+	free(out);
+	free(in);
+	free(pattern);
+}
+
 TEST_MAIN(T(pool_bufs_random_lengths_exact),
 	  T(pool_bufs_initializer_and_maxtasksperchild), T(pool_bufs_errors_per_item),
 	  T(pool_bufs_result_too_large_fails_only_that_item),
 	  T(pool_bufs_empty_and_bad_arguments),
 	  T(pool_bufs_worker_death_fails_its_chunk),
 	  T(pool_bufs_worker_death_redone_under_retries),
-	  T(pool_bufs_timeout))
+	  T(pool_bufs_timeout), T(pool_bufs_inputs_larger_than_the_arena))

@@ -326,12 +326,13 @@ MP_EXTERN ssize_t mp_pool_apply(mp_pool *pool, mp_apply_fn fn,
  *             return 0;
  *     }
  *
- * The items' bytes are copied into the shared arena at the call (so data
- * made after the pool was created works; the workers map the arena from
- * their fork) and the results come back through it, chunksize items per
- * task, with no system call per item.  The inputs of one map must fit in
- * the arena at once (mp_shared_set_size; 256 MiB by default) or the map
- * fails with -ENOMEM.
+ * The items' bytes are copied into the shared arena (so data made after
+ * the pool was created works; the workers map the arena from their fork)
+ * and the results come back through it, with no system call per item.
+ * The map is an ordered stream over the array (mp_pool_imap_source): the
+ * inputs go in batches of chunksize items while the workers run the
+ * earlier ones, so only a window of them is in the arena at a time and a
+ * map of any total size works.
  */
 struct mp_buf {
 	void *data;
@@ -360,10 +361,13 @@ MP_EXTERN int mp_out_write(mp_out *out, const void *data, size_t len);
 /* out[i] = fn(in[i]) for i < n; out[i].data is malloc()ed (free with
  * mp_bufs_free), NULL with len 0 for an empty result or a failed item.
  * errs (may be NULL) gets each item's error (0, the task's error, -EMSGSIZE,
- * -ENOMEM, -ETIMEDOUT, MP_EWORKER).  chunksize as mp_pool_map.
+ * -ENOMEM, -ETIMEDOUT, MP_EWORKER).  chunksize: items per batch, as
+ * mp_pool_imap_source (0: the pool's choice; past
+ * MP_POOL_STREAM_CHUNK_MAX taken as that).
  * Return: as mp_pool_map: 0; MP_EWORKER; the lowest-index item's error;
  * -EINVAL (NULL pool, fn, or in / out with n > 0, NULL data with a length,
- * lengths whose sum overflows), -ENOMEM, MP_ESTATE, MP_EBROKEN.  Every
+ * lengths whose sum overflows), -ENOMEM (an item larger than the arena
+ * can hold), MP_ESTATE, MP_EBROKEN.  Every
  * out[i] is set, also on failure.  n = 0 returns 0.
  * Safety: as mp_pool_map. */
 MP_EXTERN int mp_pool_map_bufs(mp_pool *pool, mp_task_fn fn,

@@ -21,7 +21,7 @@
  * record, the per-item errors and the results straight into the request
  * (the caller's out for mp_pool_map and mp_pool_map_async); a
  * variable-size result is probed (MPI_Improbe) and received into one
- * arena block, which the core's mp__bufs_collect reads as a worker's.
+ * arena block, which the core's stream reads as a worker's.
  *
  * Waiting: MPI has no wait with a timeout that also sees probes, so a wait
  * polls (MPI_Testsome, MPI_Improbe): it spins 100 us (yielding the CPU at

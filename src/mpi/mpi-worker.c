@@ -183,8 +183,10 @@ static void send_bufs(struct outbuf *o, const struct task_hdr *h,
 	}
 	struct bufs_hdr bh = {.seq = h->seq};
 	mp_task_fn fn = (mp_task_fn)f;
-	size_t off = 0;
 	for (size_t i = 0; i < h->count; i++) {
+		/* Offsets, not a running sum: a stream's items are 8-aligned
+		 * in their batch (mp__batch_add), not end to end. */
+		size_t off = items[i].in_off - items[0].in_off;
 		struct bufs_res res = {0};
 		out.start = out.used;
 		out.err = 0;
@@ -193,7 +195,6 @@ static void send_bufs(struct outbuf *o, const struct task_hdr *h,
 			int r = fn(in + off, items[i].in_len, &out);
 			e = out.err ? out.err : r;
 		}
-		off += items[i].in_len;
 		res.err = e;
 		if (e) {
 			out.used = out.start;
