@@ -182,6 +182,10 @@ struct stream {
 	bool ordered;
 	bool src_done;
 	int src_err;        /* to report once the batches are delivered */
+	/* The arena had no room for the next item while batches were in
+	 * flight: it waits in pending until one is delivered. */
+	bool mem_full, has_pending;
+	mp_buf pending;
 	size_t pulled;      /* items taken from the source */
 	struct req *head, *tail; /* batches, oldest first */
 	size_t nbatches, bytes;
@@ -209,6 +213,7 @@ static void stream_done(struct stream *st, struct req *r)
 	size_t size;
 	void *b = mp__bufs_keep_block(r, &size);
 
+	st->mem_full = false;
 	if (b && st->nspare < SPARES) {
 		st->spare[st->nspare] = b;
 		st->spare_size[st->nspare++] = size;
@@ -249,7 +254,8 @@ static int stream_submit(struct stream *st)
 }
 
 /* A batch to gather into, in the last spare block if it is large enough
- * (one kept from smaller batches is dropped). */
+ * (one kept from smaller batches is dropped); with the arena full, the
+ * spares are given back and a new block tried once. */
 static int stream_open(struct stream *st, size_t in_min)
 {
 	void *spare = st->nspare ? st->spare[st->nspare - 1] : NULL;
@@ -262,12 +268,23 @@ static int stream_open(struct stream *st, size_t in_min)
 		if (st->gather->block != spare)
 			mp_shared_free(spare);
 	}
+	if (e == -ENOMEM && st->nspare) {
+		while (st->nspare)
+			mp_shared_free(st->spare[--st->nspare]);
+		e = mp__batch_open(st->chunksize, in_min, NULL, 0,
+				   &st->gather);
+	}
 	return e;
 }
 
 /* Gather items from the source into the current batch until it is full
  * (chunksize items, or a quarter of MP_POOL_STREAM_BYTES).  Return: 1
- * (full), 0 (no more), < 0 (an error of the source or ours). */
+ * (full), 0 (no more), < 0 (an error of the source or ours).  An item
+ * the arena has no room for while other batches are in flight is kept
+ * (its data stays valid: the source is not called again) and sets
+ * mem_full: the window is then as large as the arena allows, and the
+ * item goes in once a batch is delivered.  A stream under a small arena
+ * waits instead of failing with -ENOMEM. */
 static int stream_gather(struct stream *st)
 {
 	size_t pulled = 0;
@@ -278,24 +295,34 @@ static int stream_gather(struct stream *st)
 		if (g && (g->n >= st->chunksize ||
 			  g->bytes >= MP_POOL_STREAM_BYTES / 4))
 			break;
-		mp_buf it = {0};
-		r = st->source(st->ctx, &it);
-		if (r <= 0)
-			break;
-		if (MP__UNLIKELY((it.len && !it.data) ||
-				 it.len > SIZE_MAX / 16)) {
-			r = -EINVAL;
-			break;
-		}
-		if (MP__UNLIKELY(!g)) {
-			r = stream_open(st, it.len);
-			if (r)
+		mp_buf it = st->pending;
+		if (st->has_pending) {
+			st->has_pending = false;
+		} else {
+			it = (mp_buf){0};
+			r = st->source(st->ctx, &it);
+			if (r <= 0)
 				break;
-			g = st->gather;
+			if (MP__UNLIKELY((it.len && !it.data) ||
+					 it.len > SIZE_MAX / 16)) {
+				r = -EINVAL;
+				break;
+			}
 		}
-		r = mp__batch_add(g, it.data, it.len);
-		if (r)
+		r = g ? mp__batch_add(g, it.data, it.len)
+		      : stream_open(st, it.len);
+		if (!r && !g)
+			r = mp__batch_add(st->gather, it.data, it.len);
+		if (MP__UNLIKELY(r)) {
+			if (r == -ENOMEM && (st->head || st->cur ||
+					     (st->gather && st->gather->n))) {
+				st->pending = it;
+				st->has_pending = true;
+				st->mem_full = true;
+				r = 1;
+			}
 			break;
+		}
 		pulled++;
 		r = 1;
 	}
@@ -306,8 +333,8 @@ static int stream_gather(struct stream *st)
 /* Pull and submit while the window has room. */
 static void stream_fill(struct stream *st)
 {
-	while (!st->src_done && st->pool && st->nbatches < st->window &&
-	       st->bytes < MP_POOL_STREAM_BYTES) {
+	while (!st->src_done && !st->mem_full && st->pool &&
+	       st->nbatches < st->window && st->bytes < MP_POOL_STREAM_BYTES) {
 		int r = stream_gather(st);
 		if (r <= 0) {
 			st->src_done = true;

@@ -221,7 +221,10 @@ MP_EXTERN void mp_imap_free(mp_imap *it);
  * the batch being delivered), about MP_POOL_STREAM_BYTES input bytes plus
  * two batches, and the results of those items, in the shared arena and
  * in the caller; 2,000,000 items of 16 bytes raise the peak resident
- * size by under 1 MiB (tests/test-pool-stream.c).
+ * size by under 1 MiB (tests/test-pool-stream.c).  When the arena has no
+ * room for the next item, the stream waits for a batch to be delivered
+ * instead (the window is then what the arena holds); it fails with
+ * -ENOMEM only for an item that does not fit with nothing else in flight.
  */
 
 /* Return 1 with *item set to the next item (its data valid until the next
