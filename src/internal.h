@@ -133,6 +133,11 @@ int mp__arena_adopt(int fd, void *base, size_t len);
 mp_lock *mp__arena_lock(void);
 uint64_t mp__arena_rebuilds(void);
 
+/* Every byte of [p, p + len) is about to be overwritten: give back the
+ * pages wholly inside it that fork children still share, so that the
+ * writes do not copy them first (cow.c). */
+void mp__cow_prepare_overwrite(void *p, size_t len);
+
 /* Hooks run in the child after fork() (registered once by self.c). */
 void mp__process_atfork_child(void);
 

@@ -72,8 +72,10 @@ void mp__req_finish(struct mp_pool *p, struct req *r)
 			}
 		}
 	}
-	if (r->user_out && r->sh_out && r->user_out != r->sh_out)
+	if (r->user_out && r->sh_out && r->user_out != r->sh_out) {
+		mp__cow_prepare_overwrite(r->user_out, r->n * r->out_size);
 		memcpy(r->user_out, r->sh_out, r->n * r->out_size);
+	}
 	if (r->orphan) {
 		mp__req_release(r);
 	} else if (r->cb) {

@@ -268,8 +268,10 @@ static int map_common(mp_pool *p, mp_map_fn fn, const void *in,
 		MP__FATAL("pool: map wait failed");
 	if (!p->stopping)
 		mp__check_workers(p);
-	if (r->sh_out && r->sh_out != out)
+	if (r->sh_out && r->sh_out != out) {
+		mp__cow_prepare_overwrite(out, n * out_size);
 		memcpy(out, r->sh_out, n * out_size);
+	}
 	if (errs)
 		for (size_t i = 0; i < n; i++)
 			errs[i] = r->errs[i];

@@ -164,5 +164,53 @@ TEST(pool_reused_stage_is_clean)
 	mp_pool_free(p);
 }
 
+static int square64(const void *in, void *out)
+{
+	int64_t v = *(const int32_t *)in;
+	*(int64_t *)out = v * v;
+	return 0;
+}
+
+/* The results land in an array touched before the pool forked (its pages
+ * shared with the workers, copy-on-write): the map gives those pages back
+ * and maps them anew rather than copying each (cow.c).  Exact results
+ * and the bytes around the array (in its first and last pages)
+ * untouched; the same into shared memory, whose pages are never
+ * dropped. */
+TEST(pool_map_into_pages_shared_with_workers)
+{
+	const size_t n = 300000, pad = 100, total = n * 8 + 2 * pad + 8192;
+	int32_t *in = malloc(n * sizeof(*in));
+	uint8_t *buf = malloc(total);
+	ASSERT(in && buf);
+	for (size_t i = 0; i < n; i++)
+		in[i] = (int32_t)i;
+	memset(buf, 0xab, total); /* every page populated before the fork */
+	int64_t *out = (int64_t *)(void *)(buf + pad);
+	mp_pool *p = mp_pool_new(2);
+	ASSERT_NOT_NULL(p);
+	ASSERT_OK(mp_pool_map(p, square64, in, sizeof(*in), out, sizeof(*out),
+			      n, 0));
+	for (size_t i = 0; i < n; i++)
+		ASSERT_EQ(out[i], (int64_t)i * (int64_t)i);
+	for (size_t k = 0; k < pad; k++)
+		ASSERT_EQ(buf[k], 0xab);
+	for (size_t k = pad + n * 8; k < total; k++)
+		ASSERT_EQ(buf[k], 0xab);
+
+	int64_t *sh = mp_shared_alloc(n * sizeof(*sh));
+	ASSERT_NOT_NULL(sh);
+	memset(sh, 0xab, n * sizeof(*sh));
+	ASSERT_OK(mp_pool_map(p, square64, in, sizeof(*in), sh, sizeof(*sh),
+			      n, 0));
+	for (size_t i = 0; i < n; i++)
+		ASSERT_EQ(sh[i], (int64_t)i * (int64_t)i);
+	mp_shared_free(sh);
+	mp_pool_free(p);
+	free(buf);
+	free(in);
+}
+
 TEST_MAIN(T(pool_first_map_takes_no_page_faults),
-	  T(pool_reused_stage_is_clean))
+	  T(pool_reused_stage_is_clean),
+	  T(pool_map_into_pages_shared_with_workers))
