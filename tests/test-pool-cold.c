@@ -179,7 +179,7 @@ static int square64(const void *in, void *out)
  * dropped. */
 TEST(pool_map_into_pages_shared_with_workers)
 {
-	const size_t n = 300000, pad = 100, total = n * 8 + 2 * pad + 8192;
+	const size_t n = 300000, pad = 104, total = n * 8 + 2 * pad + 8192;
 	int32_t *in = malloc(n * sizeof(*in));
 	uint8_t *buf = malloc(total);
 	ASSERT(in && buf);
