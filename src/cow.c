@@ -25,7 +25,7 @@
  * are never touched (their bytes are not ours to drop).
  */
 #include <fcntl.h>
-#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -42,16 +42,30 @@
 #define MIN_PAGES 16 /* below, two system calls cost more than they save */
 #define BATCH 512
 
-static pthread_once_t once = PTHREAD_ONCE_INIT;
-static int pagemap_fd = -1;
-static uintptr_t page_size;
+/* /proc/self/pagemap, opened at the first use in each process (a fork
+ * child reopens it: the parent's describes the parent): -2 not yet, -1
+ * not readable here. */
+static _Atomic int pagemap_fd = -2;
 
-static void open_pagemap(void)
+static int pagemap(void)
 {
-	long ps = sysconf(_SC_PAGESIZE);
+	int fd = atomic_load_explicit(&pagemap_fd, memory_order_acquire);
+	if (fd != -2)
+		return fd;
+	int nfd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	int want = nfd >= 0 ? nfd : -1, seen = -2;
+	if (atomic_compare_exchange_strong(&pagemap_fd, &seen, want))
+		return want;
+	if (nfd >= 0) /* another thread opened it first */
+		close(nfd);
+	return seen;
+}
 
-	page_size = ps > 0 ? (uintptr_t)ps : 4096;
-	pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+void mp__cow_atfork_child(void)
+{
+	int fd = atomic_exchange(&pagemap_fd, -2);
+	if (fd >= 0)
+		close(fd);
 }
 
 /* Pages [lo, hi) are ours to replace: drop and map them in one go. */
@@ -74,9 +88,11 @@ static bool replaceable(uint64_t e)
 
 void mp__cow_prepare_overwrite(void *p, size_t len)
 {
-	pthread_once(&once, open_pagemap);
-	if (pagemap_fd < 0 || !p)
+	int fd = p ? pagemap() : -1;
+	long ps = sysconf(_SC_PAGESIZE);
+	if (fd < 0 || ps <= 0)
 		return;
+	uintptr_t page_size = (uintptr_t)ps;
 	uintptr_t lo = ((uintptr_t)p + page_size - 1) & ~(page_size - 1);
 	uintptr_t hi = ((uintptr_t)p + len) & ~(page_size - 1);
 	if ((uintptr_t)p + len < (uintptr_t)p || hi <= lo ||
@@ -90,7 +106,7 @@ void mp__cow_prepare_overwrite(void *p, size_t len)
 			      hi - page_size};
 	for (int i = 0; i < 3 && owned; i++) {
 		uint64_t e = 0;
-		owned = pread(pagemap_fd, &e, sizeof(e),
+		owned = pread(fd, &e, sizeof(e),
 			      (off_t)(probe[i] / page_size * sizeof(e))) ==
 				(ssize_t)sizeof(e) &&
 			!replaceable(e);
@@ -104,7 +120,7 @@ void mp__cow_prepare_overwrite(void *p, size_t len)
 		size_t k = (hi - a) / page_size;
 		if (k > BATCH)
 			k = BATCH;
-		ssize_t got = pread(pagemap_fd, ent, k * sizeof(ent[0]),
+		ssize_t got = pread(fd, ent, k * sizeof(ent[0]),
 				    (off_t)(a / page_size * sizeof(ent[0])));
 		if (got <= 0) { /* no more to learn: keep what we know */
 			hi = a;

@@ -137,6 +137,7 @@ uint64_t mp__arena_rebuilds(void);
  * pages wholly inside it that fork children still share, so that the
  * writes do not copy them first (cow.c). */
 void mp__cow_prepare_overwrite(void *p, size_t len);
+void mp__cow_atfork_child(void); /* reopen pagemap in the child */
 
 /* Hooks run in the child after fork() (registered once by self.c). */
 void mp__process_atfork_child(void);

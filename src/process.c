@@ -92,6 +92,7 @@ void mp__process_atfork_child(void)
 	pthread_mutex_init(&registry_mutex, NULL);
 	mp__forkserver_atfork_child();
 	mp__tracker_atfork_child();
+	mp__cow_atfork_child();
 	mp__xlate_reset();
 }
 
