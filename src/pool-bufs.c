@@ -247,36 +247,6 @@ static void point_into(struct req *r, const struct layout *l)
 	r->sh_in = (char *)r->block + l->head;
 }
 
-/* A JOB_BUFS request (n items, chunksize) in a block of at least total
- * bytes: spare when it is that large, else a new block; its head zeroed. */
-static int bufs_req(const struct layout *l, size_t n, size_t chunksize,
-		    size_t total, void *spare, size_t spare_size,
-		    struct req **out_r)
-{
-	struct req *r = calloc(1, sizeof(*r));
-	if (!r)
-		return -ENOMEM;
-	r->block_size = total;
-	if (spare && spare_size >= total) {
-		r->block = spare;
-		r->block_size = spare_size;
-		memset(r->block, 0, l->zeroed); /* reused: see the top */
-	} else {
-		r->block = mp_shared_alloc(total);
-	}
-	if (!r->block) {
-		free(r);
-		return -ENOMEM;
-	}
-	r->kind = JOB_BUFS;
-	r->n = n;
-	r->chunksize = chunksize;
-	r->nchunks = l->nchunks;
-	point_into(r, l);
-	*out_r = r;
-	return 0;
-}
-
 /*
  * A stream's batch is one chunk, gathered in place: each item the source
  * gives is copied straight into the block's input area (its record
@@ -310,13 +280,28 @@ int mp__batch_open(size_t cap, size_t in_min,
 	if (!cap || layout_of(cap, cap, &l) || in_min > SIZE_MAX / 8)
 		return -EINVAL;
 	size_t total = batch_total(l.head, cap, in_cap);
-	if (spare && spare_size > total)
-		total = spare_size; /* use all of it */
-	int e = bufs_req(&l, 0, cap, total, spare, spare_size, out_r);
-	if (e)
-		return e;
-	(*out_r)->in_cap = batch_in_cap((*out_r)->block_size, l.head, cap);
-	(*out_r)->cap = cap;
+	struct req *r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	if (spare && spare_size >= total) { /* all of it */
+		r->block = spare;
+		total = spare_size;
+		memset(r->block, 0, l.zeroed); /* reused: see the top */
+	} else {
+		r->block = mp_shared_alloc(total);
+	}
+	if (!r->block) {
+		free(r);
+		return -ENOMEM;
+	}
+	r->kind = JOB_BUFS;
+	r->chunksize = cap;
+	r->nchunks = l.nchunks;
+	r->block_size = total;
+	r->in_cap = batch_in_cap(total, l.head, cap);
+	r->cap = cap;
+	point_into(r, &l);
+	*out_r = r;
 	return 0;
 }
 
@@ -407,6 +392,8 @@ int mp_pool_map_bufs(mp_pool *pool, mp_task_fn fn, const mp_buf *in,
 			return -EINVAL;
 	if (chunksize > MP_POOL_STREAM_CHUNK_MAX)
 		chunksize = MP_POOL_STREAM_CHUNK_MAX;
+	if (!pool->stopping)
+		mp__check_workers(pool); /* as mp_pool_map */
 	struct array_source src = {in, 0, n};
 	mp_imap *it = mp_pool_imap_source(pool, fn, array_next, &src,
 					  chunksize, true);
@@ -437,6 +424,8 @@ int mp_pool_map_bufs(mp_pool *pool, mp_task_fn fn, const mp_buf *in,
 			first = r;
 	}
 	mp_imap_free(it);
+	if (!pool->stopping)
+		mp__check_workers(pool);
 	if (got < n && !stop)
 		stop = MP_EBROKEN; /* terminated under us */
 	for (size_t i = got; i < n; i++) {

@@ -295,11 +295,11 @@ static int stream_gather(struct stream *st)
 		if (g && (g->n >= st->chunksize ||
 			  g->bytes >= MP_POOL_STREAM_BYTES / 4))
 			break;
-		mp_buf it = st->pending;
+		mp_buf it = {0};
 		if (st->has_pending) {
+			it = st->pending;
 			st->has_pending = false;
 		} else {
-			it = (mp_buf){0};
 			r = st->source(st->ctx, &it);
 			if (r <= 0)
 				break;
@@ -309,10 +309,13 @@ static int stream_gather(struct stream *st)
 				break;
 			}
 		}
-		r = g ? mp__batch_add(g, it.data, it.len)
-		      : stream_open(st, it.len);
-		if (!r && !g)
-			r = mp__batch_add(st->gather, it.data, it.len);
+		r = 0;
+		if (MP__UNLIKELY(!g)) {
+			r = stream_open(st, it.len);
+			g = st->gather;
+		}
+		if (!r)
+			r = mp__batch_add(g, it.data, it.len);
 		if (MP__UNLIKELY(r)) {
 			if (r == -ENOMEM && (st->head || st->cur ||
 					     (st->gather && st->gather->n))) {

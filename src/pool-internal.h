@@ -410,7 +410,6 @@ static inline void copy_small(void *dst, const void *src, size_t len)
 static inline int mp__batch_add(struct req *r, const void *data, size_t len)
 {
 	size_t at = (r->bytes + 7) & ~(size_t)7;
-
 	size_t padded = (len + 7) & ~(size_t)7; /* len <= SIZE_MAX / 16 */
 
 	if (MP__UNLIKELY(at > r->in_cap || padded > r->in_cap - at)) {
