@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 
 #include "fault.h"
 #include "test.h"
@@ -325,6 +326,8 @@ TEST(pool_fault_kill_storm)
 	int64_t *out = calloc(n, sizeof(*out));
 	mp_pool *pool = mp_pool_new(3);
 	ASSERT_NOT_NULL(pool);
+	pid_t killed[3 * 12];
+	int nkilled = 0;
 	for (int round = 0; round < 3; round++) {
 		size_t cs = round == 0 ? 1 : round == 1 ? 3 : 0;
 		memset(out, 0xff, n * sizeof(*out));
@@ -349,6 +352,7 @@ TEST(pool_fault_kill_storm)
 				pid_t pids[3];
 				mp_pool_worker_pids(pool, pids, 3);
 				kill(pids[kills % 3], SIGKILL);
+				killed[nkilled++] = pids[kills % 3];
 				kills++;
 			}
 		}
@@ -359,6 +363,15 @@ TEST(pool_fault_kill_storm)
 		size_t chunk = cs ? cs : (n + 11) / 12;
 		ASSERT_CMP(lost, <=, (size_t)kills * chunk);
 		mp_imap_free(it);
+	}
+	/* A SIGKILL takes effect a moment after kill() returns: wait until
+	 * every victim has ended (not reaping it; ECHILD if the pool already
+	 * did), so that the map's look at the workers finds them all. */
+	for (int k = 0; k < nkilled; k++) {
+		siginfo_t info;
+		int w = waitid(P_PID, (id_t)killed[k], &info,
+			       WEXITED | WNOWAIT);
+		ASSERT(w == 0 || errno == ECHILD);
 	}
 	ASSERT_OK(mp_pool_map(pool, ident, in, 4, out, 8, n, 0));
 	for (size_t i = 0; i < n; i++)
