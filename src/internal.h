@@ -167,4 +167,10 @@ int mp__queue_test_hold(mp_queue *q, int side);
  * took, as a put or get does at its end. */
 int mp__queue_test_unlock(mp_queue *q, int side);
 
+/* For tests of queue.c: make the consumer look as if it last ran on our
+ * CPU (peer 0) or another (peer 1), or leave it (-1); and read the lap
+ * word (see queue-layout.h) and the span into *lap and *span.  Return: 0,
+ * -EINVAL. */
+int mp__queue_test_lap(mp_queue *q, int peer, uint64_t *lap, uint64_t *span);
+
 #endif

@@ -8,6 +8,7 @@
 #include <limits.h>
 
 #include "queue-lock.h"
+#include "spin.h"
 
 int mp_queue_task_done(mp_queue *q)
 {
@@ -89,10 +90,10 @@ int mp__queue_test_hold(mp_queue *q, int side)
 					     memory_order_relaxed);
 	uint64_t head = atomic_load_explicit(&s->cons.pos,
 					     memory_order_acquire);
-	if (tail - head + 2 * HDR <= s->ring_size) {
-		*hdr_at(s, tail) = 5;
-		memcpy(ring(s) + ((tail + HDR) & (s->ring_size - 1)), "torn",
-		       4);
+	if (tail - head + 2 * HDR <= s->limit) {
+		uint64_t mask = mask_at(s, tail);
+		*hdr_at(s, mask, tail) = 5;
+		memcpy(ring(s) + ((tail + HDR) & mask), "torn", 4);
 	}
 	return 0;
 }
@@ -108,5 +109,21 @@ int mp__queue_test_unlock(mp_queue *q, int side)
 		unlock_side(&s->cons, &s->space_event);
 	else
 		unlock_side(&s->prod, &s->data_event);
+	return 0;
+}
+
+/* For tests only (declared in internal.h). */
+int mp__queue_test_lap(mp_queue *q, int peer, uint64_t *lap, uint64_t *span)
+{
+	struct queue_shared *s = shared(q);
+
+	if (!valid(s) || peer < -1 || peer > 1)
+		return -EINVAL;
+	if (peer >= 0)
+		atomic_store_explicit(&s->cons.cpu,
+				      peer ? UINT64_MAX : mp__cpu_here(),
+				      memory_order_relaxed);
+	*lap = atomic_load_explicit(&s->lap, memory_order_relaxed);
+	*span = s->ring_size;
 	return 0;
 }

@@ -45,7 +45,7 @@ static inline bool peer_far(struct side *other, uint64_t here)
  * about to write), which made 1 -> 1 on two CPUs bimodal (consumer
  * behind: batches, fast; caught up: a bounce per message, 2-3x slower).
  * So when a spinning consumer sees the first record appear, it lets the
- * producer get SLIP_BYTES (at most half the ring) ahead before reading,
+ * producer get SLIP_BYTES (at most half the capacity) ahead before reading,
  * as long as the tail keeps moving (FastForward's "temporal slipping").
  * Each look at a tail that moved takes its line from the producer, so
  * after a first look SLIP_FIRST pauses in, which tells a lone message
@@ -66,8 +66,8 @@ static inline bool peer_far(struct side *other, uint64_t here)
 static inline void slip(struct queue_shared *s, uint64_t head, uint64_t tail)
 {
 	uint64_t ahead = SLIP_BYTES;
-	if (ahead > s->ring_size / 2)
-		ahead = s->ring_size / 2;
+	if (ahead > s->limit / 2)
+		ahead = s->limit / 2;
 
 	for (int k = 0; k < SLIP_ROUNDS && tail - head < ahead; k++) {
 		for (int p = 0; p < (k ? SLIP_PAUSES : SLIP_FIRST); p++)
@@ -80,6 +80,39 @@ static inline void slip(struct queue_shared *s, uint64_t head, uint64_t tail)
 			return;
 		tail = t;
 	}
+}
+
+/* The producer's side: one that found the ring full and then wrote each
+ * record as soon as the consumer freed one would write into the lines the
+ * consumer has just read and reload the head's line the consumer has just
+ * written, a bounce of both per message.  A full ring then stays full, the
+ * consumer slowed by the bounces (64 B, 2 CPUs: full 80-87% of a run's
+ * samples in the runs at 11-12 M msg/s, 0-15% in those at 25-30).  So it
+ * waits for half the capacity to be free first, as long as the head keeps
+ * moving: the consumer still has the other half to read, so it never
+ * waits for us, and the writes that follow go to lines it read half a lap
+ * ago.  A head that stops (the consumer sleeps or died) ends the wait at
+ * the next look (ROOM_PAUSES); at most ROOM_LOOKS looks (~0.2 ms).
+ * Returns the head last seen. */
+#define ROOM_PAUSES 32
+#define ROOM_LOOKS 256
+
+static inline uint64_t room_slip(struct queue_shared *s, uint64_t tail,
+				 uint64_t head, uint64_t cost)
+{
+	uint64_t want = s->limit / 2 > cost ? s->limit / 2 : cost;
+
+	for (int k = 0; k < ROOM_LOOKS && s->limit - (tail - head) < want;
+	     k++) {
+		for (int p = 0; p < ROOM_PAUSES; p++)
+			__builtin_ia32_pause();
+		uint64_t h = atomic_load_explicit(&s->cons.pos,
+						  memory_order_relaxed);
+		if (h == head && !MP__FAULT_FAILS("queue.slip.moving"))
+			break;
+		head = h;
+	}
+	return head;
 }
 
 #endif

@@ -76,6 +76,31 @@
  * 32 M.  Getting there needs puts and gets with one locked instruction
  * or none, i.e. a different protocol for the side locks and the sleeper
  * flags (e.g. asymmetric fences with membarrier(2)): not done.
+ *
+ * That bound is one CPU's; on two the sides run at once, and what held
+ * them back was the lines (2026-12-03).  Sampling the fill of a 64 B run
+ * every 0.5 ms showed two kinds of slow run on two CPUs:
+ *  - the ring full in 80-87% of the samples (11-12 M msg/s; 0-15% in the
+ *    runs at 25-30).  A producer that found it full wrote each record as
+ *    soon as the consumer freed one, into the line the consumer had just
+ *    read, and reloaded the head's line at every put, so both lines
+ *    crossed per message and the consumer stayed slow enough for the ring
+ *    to stay full.  room_slip() (queue-wait.h) waits for half the
+ *    capacity to be free first: full 0-7%, 19-20 M msg/s in every run of a
+ *    512 KiB ring;
+ *  - the host's slow state (see above), 4.6-6 M msg/s: a 512 KiB ring fits
+ *    in the consumer's L2, so each line a put writes is still there from
+ *    the last lap and must be taken back first.  Rings of 8 MiB ran at
+ *    20-30 M in the same minutes.  So the records cycle through a wider
+ *    span than the capacity (SPAN_MAX in queue-layout.h), with the same
+ *    capacity: 24-30 M msg/s in both states.  A wide lap costs the one-CPU
+ *    mode of 4 KiB messages half its speed (the lines come from memory
+ *    instead of the cache the two share), so the producer picks the lap at
+ *    each reload of the head by where the consumer last ran (relap()).
+ * bench-queue, interleaved A/B runs of the old and new code in one
+ * minute: 1 -> 1 64 B unpinned 5.3-13.6 -> 23.5-24.0 M msg/s, two CPUs
+ * 4.9-5.2 -> 20.7-25.6, 2x2 5.3-6.6 -> 20.8-23.3, 4x4 5.1-6.2 -> 19.0-20.1;
+ * one CPU (64 B and 4 KiB) and 4 KiB on two CPUs unchanged.
  */
 #include <errno.h>
 #include <sched.h>
@@ -97,14 +122,30 @@ static uint64_t ring_for(size_t capacity)
 	return r > MAX_RING ? 0 : r;
 }
 
+/* The memory a ring of r bytes of capacity cycles through (see SPAN_MAX in
+ * queue-layout.h): up to SPAN_RATIO times r, at most SPAN_MAX, and only
+ * while the arena stays at most half full, so that queues never take the
+ * room other objects need (a queue then keeps to r). */
+static uint64_t span_for(uint64_t r)
+{
+	uint64_t span = r;
 
-static void setup(struct queue_shared *s, uint64_t ring_size, int64_t off,
-		  bool joinable)
+	while (span < SPAN_MAX && span < r * SPAN_RATIO)
+		span <<= 1;
+	if (span > r && mp_shared_used() + span > mp_shared_capacity() / 2)
+		return r;
+	return span;
+}
+
+static void setup(struct queue_shared *s, uint64_t ring_size, uint64_t limit,
+		  int64_t off, bool joinable)
 {
 	memset(s, 0, sizeof(*s));
 	s->layout = QUEUE_LAYOUT;
 	s->flags = joinable ? F_JOINABLE : 0;
 	s->ring_size = ring_size;
+	s->limit = limit;
+	s->lap = LAP_WIDE | LAP_WAS_WIDE;
 	s->ring_off = off;
 	/* Publish: whoever sees the magic sees the fields. */
 	__atomic_store_n(&s->magic, QUEUE_MAGIC, __ATOMIC_RELEASE);
@@ -123,13 +164,17 @@ static mp_queue *queue_new(size_t capacity, bool joinable)
 	struct queue_shared *s = mp_shared_alloc(sizeof(*s));
 	if (!s)
 		return NULL;
-	uint8_t *buf = mp_shared_alloc((size_t)r);
+	/* Not zeroed: a record is written before its tail is published. */
+	uint64_t span = span_for(r);
+	uint8_t *buf = span > r ? mp__shared_alloc_raw((size_t)span) : NULL;
+	if (!buf)
+		buf = mp__shared_alloc_raw((size_t)(span = r));
 	if (!buf) {
 		mp_shared_free(s);
 		errno = ENOMEM;
 		return NULL;
 	}
-	setup(s, r, (int64_t)((intptr_t)buf - (intptr_t)s), joinable);
+	setup(s, span, r, (int64_t)((intptr_t)buf - (intptr_t)s), joinable);
 	return (mp_queue *)s;
 }
 
@@ -161,7 +206,7 @@ mp_queue *mp_queue_init(void *mem, size_t mem_size, bool joinable)
 	while (r * 2 <= mem_size - sizeof(struct queue_shared) &&
 	       r * 2 <= MAX_RING)
 		r <<= 1;
-	setup(mem, r, sizeof(struct queue_shared), joinable);
+	setup(mem, r, r, sizeof(struct queue_shared), joinable);
 	return mem;
 }
 
@@ -198,6 +243,32 @@ void mp_queue_free(mp_queue *q)
 	mp_shared_free(s);
 }
 
+/* Under the producers' lock, when a put reloads the head (about once per
+ * lap, or per turn when both sides share a CPU): choose the lap for the
+ * records from `tail` on (see the lap word in queue-layout.h), wide for a
+ * consumer that last ran on another CPU, compact for one that ran on ours.
+ * Only once every record of the lap before last is gone, so that a
+ * consumer tells each record's lap by its position alone.  Records of two
+ * laps never meet: the bytes in flight lie within `limit` positions of
+ * each other, and both laps put a position at an index congruent to it
+ * modulo `limit` (both are multiples of it), so two bytes at the same
+ * index would be a multiple of `limit` apart. */
+static void relap(struct queue_shared *s, uint64_t tail, uint64_t head,
+		  uint64_t here)
+{
+	uint64_t w = atomic_load_explicit(&s->lap, memory_order_relaxed);
+	uint64_t there = atomic_load_explicit(&s->cons.cpu,
+					      memory_order_relaxed);
+	bool wide = w & LAP_WIDE;
+
+	if (!here || !there || (there != here) == wide ||
+	    (int64_t)(head - (w & ~(uint64_t)LAP_FLAGS)) < 0)
+		return;
+	atomic_store_explicit(&s->lap,
+			      tail | (wide ? LAP_WAS_WIDE : LAP_WIDE),
+			      memory_order_relaxed);
+}
+
 static inline bool closed(struct queue_shared *s)
 {
 	return atomic_load_explicit(&s->prod.word, memory_order_acquire) &
@@ -212,7 +283,7 @@ int mp_queue_put(mp_queue *q, const void *msg, size_t len, double timeout_s)
 		return -EINVAL;
 	if (!mp__timeout_ok(timeout_s))
 		return -EINVAL;
-	if (MP__UNLIKELY(len > s->ring_size - HDR))
+	if (MP__UNLIKELY(len > s->limit - HDR))
 		return -EMSGSIZE;
 	uint64_t cost = HDR + align8(len);
 	struct wait w = {timeout_s, MP__NEVER, false};
@@ -227,16 +298,19 @@ int mp_queue_put(mp_queue *q, const void *msg, size_t len, double timeout_s)
 						     memory_order_relaxed);
 		uint64_t head = atomic_load_explicit(&s->prod.cache,
 						     memory_order_relaxed);
-		if (tail - head + cost > s->ring_size) {
+		if (tail - head + cost > s->limit) {
 			head = atomic_load_explicit(&s->cons.pos,
 						    memory_order_acquire);
 			atomic_store_explicit(&s->prod.cache, head,
 					      memory_order_relaxed);
+			if (s->ring_size > s->limit)
+				relap(s, tail, head, here);
 		}
-		if (MP__LIKELY(tail - head + cost <= s->ring_size)) {
-			*hdr_at(s, tail) = len;
+		if (MP__LIKELY(tail - head + cost <= s->limit)) {
+			uint64_t mask = mask_at(s, tail);
+			*hdr_at(s, mask, tail) = len;
 			if (len) /* msg may be NULL then */
-				copy_in(s, tail + HDR, msg, len,
+				copy_in(s, mask, tail + HDR, msg, len,
 					len >= NT_MIN && peer_far(&s->cons, here));
 			if (s->flags & F_JOINABLE)
 				atomic_fetch_add_explicit(&s->unfinished, 1,
@@ -260,10 +334,12 @@ int mp_queue_put(mp_queue *q, const void *msg, size_t len, double timeout_s)
 			__builtin_ia32_pause();
 			head = atomic_load_explicit(&s->cons.pos,
 						    memory_order_relaxed);
-			if (tail - head + cost <= s->ring_size)
+			if (tail - head + cost <= s->limit) {
+				head = room_slip(s, tail, head, cost);
 				break;
+			}
 		}
-		if (tail - head + cost <= s->ring_size)
+		if (tail - head + cost <= s->limit)
 			continue;
 		if (expired(&w))
 			return -ETIMEDOUT;
@@ -281,7 +357,7 @@ int mp_queue_put(mp_queue *q, const void *msg, size_t len, double timeout_s)
 					 memory_order_acq_rel);
 		tail = atomic_load_explicit(&s->prod.pos, memory_order_acquire);
 		head = atomic_load_explicit(&s->cons.pos, memory_order_acquire);
-		if (tail - head + cost <= s->ring_size)
+		if (tail - head + cost <= s->limit)
 			continue;
 		if (closed(s))
 			return MP_ECLOSED;
@@ -318,13 +394,14 @@ ssize_t mp_queue_get(mp_queue *q, void *buf, size_t cap, double timeout_s)
 					      memory_order_relaxed);
 		}
 		if (MP__LIKELY(head != tail)) {
-			uint64_t len = *hdr_at(s, head);
+			uint64_t mask = mask_at(s, head);
+			uint64_t len = *hdr_at(s, mask, head);
 			if (MP__UNLIKELY(len > cap)) {
 				unlock_side(&s->cons, &s->space_event);
 				return -EMSGSIZE;
 			}
 			if (len)
-				copy_out(s, head + HDR, buf, (size_t)len);
+				copy_out(s, mask, head + HDR, buf, (size_t)len);
 			atomic_store_explicit(&s->cons.pos,
 					      head + HDR + align8(len),
 					      memory_order_release);
@@ -438,7 +515,7 @@ bool mp_queue_is_closed(mp_queue *q)
 
 size_t mp_queue_capacity(mp_queue *q)
 {
-	return valid(shared(q)) ? (size_t)(shared(q)->ring_size - HDR) : 0;
+	return valid(shared(q)) ? (size_t)(shared(q)->limit - HDR) : 0;
 }
 
 ssize_t mp_queue_qsize(mp_queue *q)
@@ -474,5 +551,5 @@ bool mp_queue_full(mp_queue *q)
 					     memory_order_acquire);
 	uint64_t tail = atomic_load_explicit(&s->prod.pos,
 					     memory_order_acquire);
-	return tail - head + HDR > s->ring_size;
+	return tail - head + HDR > s->limit;
 }

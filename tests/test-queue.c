@@ -4,6 +4,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "internal.h"
 #include "test.h"
 
 /* ---- message format shared by the stress cases ----
@@ -566,6 +567,105 @@ TEST(queue_lone_message_delivered)
 	lone_message(true);
 }
 
+/* The producer moves records between the compact lap (the first `limit`
+ * bytes of the ring, for a consumer on its CPU) and the wide one (all of
+ * it, for a consumer on another) with records in flight: every message
+ * still comes out whole and in order, and both changes happen many times.
+ * The consumer's CPU is faked each round (its get then publishes the real
+ * one); the test runs on one CPU so that "ours" stays true. */
+TEST(queue_laps_keep_every_message)
+{
+	cpu_set_t old, one;
+	ASSERT_EQ(sched_getaffinity(0, sizeof(old), &old), 0);
+	CPU_ZERO(&one);
+	CPU_SET(sched_getcpu(), &one);
+	ASSERT_EQ(sched_setaffinity(0, sizeof(one), &one), 0);
+
+	mp_queue *q = mp_queue_new(4096);
+	ASSERT_NOT_NULL(q);
+	uint64_t lap, span, last;
+	ASSERT_EQ(mp__queue_test_lap(q, -1, &lap, &span), 0);
+	ASSERT_CMP(span, >, (uint64_t)mp_queue_capacity(q) + 8);
+	last = lap;
+	uint8_t in[1100], out[1100];
+	uint32_t st = 777, seq_in = 0, seq_out = 0;
+	int to_wide = 0, to_compact = 0;
+
+	for (int round = 0; round < 200000; round++) {
+		uint32_t r = rnd(&st);
+		if (r % 64 == 0)
+			ASSERT_EQ(mp__queue_test_lap(q, (int)(r >> 6) & 1, &lap,
+						     &span),
+				  0);
+		if (r % 5 < 3) {
+			size_t len = 16 + (r >> 8) % 1000;
+			make_msg(in, 1, seq_in, len);
+			int e = mp_queue_put(q, in, len, 0);
+			if (e == 0)
+				seq_in++;
+			else
+				ASSERT_EQ(e, -ETIMEDOUT);
+		} else {
+			ssize_t n = mp_queue_get(q, out, sizeof(out), 0);
+			if (n != -ETIMEDOUT) {
+				struct msg_hdr h;
+				check_msg(out, n, &h);
+				ASSERT_EQ(h.seq, seq_out);
+				seq_out++;
+			}
+		}
+		ASSERT_EQ(mp__queue_test_lap(q, -1, &lap, &span), 0);
+		if ((lap & 1) != (last & 1)) {
+			if (lap & 1)
+				to_wide++;
+			else
+				to_compact++;
+		}
+		last = lap;
+	}
+	for (ssize_t n; (n = mp_queue_get(q, out, sizeof(out), 0)) >= 0;) {
+		struct msg_hdr h;
+		check_msg(out, n, &h);
+		ASSERT_EQ(h.seq, seq_out);
+		seq_out++;
+	}
+	ASSERT_EQ(seq_out, seq_in);
+	ASSERT_CMP(seq_in, >, 50000);
+	ASSERT_CMP(to_wide, >=, 20);
+	ASSERT_CMP(to_compact, >=, 20);
+	mp_queue_free(q);
+	ASSERT_EQ(sched_setaffinity(0, sizeof(old), &old), 0);
+}
+
+/* A queue's ring spans more than its capacity only while the arena stays
+ * at most half full: with the arena nearly half used, a new queue takes
+ * no more than its capacity's ring, and still works. */
+TEST(queue_span_leaves_room_in_arena)
+{
+	size_t cap = mp_shared_capacity(), used = mp_shared_used();
+	mp_queue *wide = mp_queue_new(0);
+	ASSERT_NOT_NULL(wide);
+	uint64_t lap, span;
+	ASSERT_EQ(mp__queue_test_lap(wide, -1, &lap, &span), 0);
+	ASSERT_CMP(span, >, (uint64_t)mp_queue_capacity(wide) + 8);
+	mp_queue_free(wide);
+
+	void *big = mp_shared_alloc(cap / 2 - used - (1 << 20));
+	ASSERT_NOT_NULL(big);
+	size_t before = mp_shared_used();
+	mp_queue *q = mp_queue_new(0);
+	ASSERT_NOT_NULL(q);
+	ASSERT_EQ(mp__queue_test_lap(q, -1, &lap, &span), 0);
+	ASSERT_EQ(span, (uint64_t)mp_queue_capacity(q) + 8);
+	ASSERT_CMP(mp_shared_used() - before, <=, (size_t)span + 4096);
+	ASSERT_EQ(mp_queue_put(q, "x", 1, 0), 0);
+	char c;
+	ASSERT_EQ(mp_queue_get(q, &c, 1, 0), 1);
+	ASSERT_EQ(c, 'x');
+	mp_queue_free(q);
+	mp_shared_free(big);
+}
+
 TEST_MAIN(T(queue_basic), T(queue_bad_inputs), T(queue_timeouts),
 	  T(queue_emsgsize), T(queue_wrap), T(queue_close),
 	  T(queue_close_wakes_getters), T(queue_in_shm),
@@ -573,4 +673,6 @@ TEST_MAIN(T(queue_basic), T(queue_bad_inputs), T(queue_timeouts),
 	  T_TIMEOUT(queue_tiny_wakeups, 60), T_TIMEOUT(queue_tiny_spsc, 60),
 	  T_TIMEOUT(queue_mpmc_8x8, 60), T_TIMEOUT(queue_tiny_one_cpu, 60),
 	  T_TIMEOUT(queue_tiny_two_cpus, 60),
-	  T(queue_lone_message_delivered))
+	  T(queue_lone_message_delivered),
+	  T_TIMEOUT(queue_laps_keep_every_message, 60),
+	  T(queue_span_leaves_room_in_arena))

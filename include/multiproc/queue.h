@@ -22,6 +22,17 @@ MP_BEGIN_DECLS
  * the largest message, and a message of that size always fits into an empty
  * queue.
  *
+ * Memory: mp_queue_new() lets the records of a ring cycle through up to
+ * 16 times its size, at most 8 MiB, of the arena, while the arena stays at
+ * most half full (otherwise through the ring alone), and mp_queue_init()
+ * through the memory it is given.  The capacity stays the same; a wider
+ * lap means that a line a put writes has left the consumer's caches since
+ * it read it, which makes one producer and one consumer on two CPUs 1.5-5x
+ * faster with small messages.  Pages are touched only as the records go
+ * round: a queue that moved less than its span holds less.  When both
+ * sides last ran on one CPU, puts keep to the first ring's worth of it,
+ * where the lines are still in that CPU's cache.
+ *
  * Faults: a producer or consumer killed while it waits (empty or full)
  * changes nothing for the others.  A process killed inside a put loses that
  * one message (the put never returned, so it was never in the queue).  A
