@@ -145,13 +145,22 @@ static inline bool valid(struct queue_shared *s)
 	return s && s->magic == QUEUE_MAGIC;
 }
 
-/* A long message for a consumer on another CPU is written with
- * non-temporal stores: its lines go to memory and leave every cache, so
- * the producer does not first fetch each line back from the consumer's
- * cache (where the last ring round left it) to write it, and the
- * consumer's reads stream from memory.  4 KiB, one side per CPU: 0.84 ->
- * 1.3 M msg/s.  Not when both run on one CPU: there the lines are best
- * left in the cache they share (2.6 -> 1.1 M msg/s with streaming). */
+/* A long message for a consumer on another CPU, in a compact lap, is
+ * written with non-temporal stores: its lines go to memory and leave
+ * every cache, so the producer does not first fetch each line back from
+ * the consumer's cache to write it (a compact ring fits in the consumer's
+ * L2, where the last lap left every line), and the consumer's reads
+ * stream from memory: 4 KiB, one side per CPU, 0.84 -> 1.3 M msg/s.
+ *  - Not when both run on one CPU: there the lines are best left in the
+ *    cache they share (2.6 -> 1.1 M msg/s with streaming).
+ *  - Not in a wide lap: its lines have left the consumer's L2 for the
+ *    shared L3 by the time they come round, an ordinary store takes them
+ *    from there cheaply, and the consumer then reads them from the
+ *    producer's cache instead of from memory.  4 KiB, one side per CPU,
+ *    interleaved runs: 1.0-6.7 M msg/s (median 5) ordinary, 1.2-2.0
+ *    streamed.  (Timing laps both ways and keeping the faster lost to
+ *    plain stores every time: a streamed lap leaves the next one's lines
+ *    in memory, so each trial slowed the lap after it.) */
 #define NT_MIN 1024u
 
 static inline void copy_piece(uint8_t *dst, const void *src, size_t len,

@@ -101,6 +101,14 @@
  * minute: 1 -> 1 64 B unpinned 5.3-13.6 -> 23.5-24.0 M msg/s, two CPUs
  * 4.9-5.2 -> 20.7-25.6, 2x2 5.3-6.6 -> 20.8-23.3, 4x4 5.1-6.2 -> 19.0-20.1;
  * one CPU (64 B and 4 KiB) and 4 KiB on two CPUs unchanged.
+ *
+ * With the wide lap, streaming 4 KiB records past the caches became the
+ * slow way (2026-12-03): the lines of a wide lap come round from the
+ * shared L3, not from the consumer's L2, so ordinary stores are cheap and
+ * leave the lines in the producer's cache for the consumer to take, where
+ * streamed ones send both sides to memory.  Interleaved runs, 4 KiB, one
+ * side per CPU: streamed 1.2-2.0 M msg/s, ordinary 1.0-6.7 (median 5);
+ * compact laps still stream (NT_MIN in queue-layout.h).
  */
 #include <errno.h>
 #include <sched.h>
@@ -269,6 +277,14 @@ static void relap(struct queue_shared *s, uint64_t tail, uint64_t head,
 			      memory_order_relaxed);
 }
 
+/* Whether a put streams its record past the caches (see NT_MIN). */
+static inline bool stream_for(struct queue_shared *s, uint64_t mask,
+			      size_t len, uint64_t here)
+{
+	return len >= NT_MIN && mask + 1 == s->limit &&
+	       peer_far(&s->cons, here);
+}
+
 static inline bool closed(struct queue_shared *s)
 {
 	return atomic_load_explicit(&s->prod.word, memory_order_acquire) &
@@ -311,7 +327,7 @@ int mp_queue_put(mp_queue *q, const void *msg, size_t len, double timeout_s)
 			*hdr_at(s, mask, tail) = len;
 			if (len) /* msg may be NULL then */
 				copy_in(s, mask, tail + HDR, msg, len,
-					len >= NT_MIN && peer_far(&s->cons, here));
+					stream_for(s, mask, len, here));
 			if (s->flags & F_JOINABLE)
 				atomic_fetch_add_explicit(&s->unfinished, 1,
 							  memory_order_relaxed);
