@@ -498,20 +498,26 @@ static void bench_stream(int runs)
 	bench_vs("stream", "floor", &c[2].st, "Python Pool.imap", &c[1].st, 0);
 }
 
-int main(void)
+/* usage: bench-pool-data [cold|bufs|stream]: all three, or one. */
+int main(int argc, char **argv)
 {
 	int runs = bench_runs(7);
+	const char *only = argc > 1 ? argv[1] : NULL;
 
 	if (!bench_have_python())
 		printf("(python3 with multiprocessing not found: no peer)\n");
-	bench_cold(runs);
-	mp_pool *pool = mp_pool_new(WORKERS);
-	if (!pool) {
-		perror("mp_pool_new");
-		return 1;
+	if (!only || !strcmp(only, "cold"))
+		bench_cold(runs);
+	if (!only || !strcmp(only, "bufs")) {
+		mp_pool *pool = mp_pool_new(WORKERS);
+		if (!pool) {
+			perror("mp_pool_new");
+			return 1;
+		}
+		bench_bufs(pool, runs);
+		mp_pool_free(pool);
 	}
-	bench_bufs(pool, runs);
-	mp_pool_free(pool);
-	bench_stream(runs);
+	if (!only || !strcmp(only, "stream"))
+		bench_stream(runs);
 	return 0;
 }
