@@ -907,12 +907,17 @@ def resume_lastmod_ok(env):
 
 
 def find_data(env, data):
-    """The names in DIR holding exactly data."""
+    """The names in DIR holding exactly data.  A name listed may be gone
+    by the time it is opened (mpget renames each .part when it is
+    done): it holds nothing then."""
     out = []
     for n in env.files():
-        with open(os.path.join(env.out, n), "rb") as f:
-            if f.read() == data:
-                out.append(n)
+        try:
+            with open(os.path.join(env.out, n), "rb") as f:
+                if f.read() == data:
+                    out.append(n)
+        except FileNotFoundError:
+            pass
     return out
 
 
