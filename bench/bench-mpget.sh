@@ -20,8 +20,7 @@
 #          aria2c -x 8 -s 8 -k 1M and mpget on one connection, 3 runs.
 # mpget's default fsyncs every file before its rename and its folder
 # after (a file under its name survives a power cut whole); the peers do
-# not, so the small files also run with --no-fsync, the same work as
-# theirs.  On the tmpfs used here a sync is cheap; on a disk it is not
+# not, so mpget also runs with --no-fsync, the same work as theirs.  On the tmpfs used here a sync is cheap; on a disk it is not
 # (mpget(1), --no-fsync).
 # MPGET_BENCH_OLD=PATH adds another mpget build (e.g. an older commit) to
 # the small and large scenarios, named MPGET_BENCH_OLD_NAME.
@@ -220,54 +219,86 @@ four_curls() { # CFGPREFIX
 	return $rc
 }
 
-batch() { # NAME CONNS COUNT: one round of the batch scenarios
-	local s=$1 j=$2 count=$3 out=$work/out urls=$work/$1.urls
-	run mpget "$s" "$urls" "$count" "$mpget" -q -j "$j" -i "$urls"
-	[ "$s" = small ] && run "mpget --no-fsync" "$s" "$urls" "$count" \
+# The contenders of one round, a function each; they see the locals of
+# batch and splitting (s, j, count, urls, out, n).  Each round starts one
+# further down the list, as bench.h's bench_interleave does, so that no
+# contender always runs first, just after the last one's files are gone.
+c_mpget() { run mpget "$s" "$urls" "$count" "$mpget" -q -j "$j" -i "$urls"; }
+c_mpget_nofsync() {
+	run "mpget --no-fsync" "$s" "$urls" "$count" \
 		"$mpget" -q -j "$j" --no-fsync -i "$urls"
-	[ -n "$old" ] && run "$old_name" "$s" "$urls" "$count" \
-		"$old" -q -j "$j" -i "$urls"
-	if have aria2c; then
-		run aria2c "$s" "$urls" "$count" \
-			aria2c -q -j "$j" -x 1 -s 1 -i "$urls" \
-			--file-allocation=none --auto-file-renaming=false \
-			--allow-overwrite=true --summary-interval=0 \
-			--console-log-level=error
-	fi
-	if have curl; then
-		curl_cfg "$urls" "$out" >"$work/$s.cfg"
-		run "curl --parallel" "$s" "$urls" "$count" \
-			curl -s -f --parallel --parallel-immediate \
-			--parallel-max "$j" -K "$work/$s.cfg"
-	fi
-	if have wget2; then
-		run wget2 "$s" "$urls" "$count" \
-			wget2 -q --max-threads="$j" --no-robots -i "$urls" \
-			--no-hsts --no-netrc
-	fi
-	if have curl; then
-		rm -f "$work/$s.part."*
-		split_cfg "$urls" "$out" 4 "$work/$s.part."
-		run "4 curl -K" "$s" "$urls" "$count" \
-			four_curls "$work/$s.part."
-		run "curl -K, 1 connection" "$s" "$urls" "$count" \
-			curl -s -f -K "$work/$s.cfg"
-		local n=$count
-		[ "$s" = small ] && [ "$nxargs" -lt "$n" ] && n=$nxargs
-		head -n "$n" "$urls" >"$work/$s.xargs"
-		run "xargs -P $j curl" "$s" "$work/$s.xargs" "$n" \
-			xargs -P "$j" -n 1 curl -s -f -O <"$work/$s.xargs"
-	fi
 }
-
-splitting() { # one round of the split scenario
-	local urls=$work/split.urls u
-	u=$(cat "$urls")
-	run "mpget -x 8 -s 8" split "$urls" 1 "$mpget" -q -x 8 -s 8 "$u"
-	have aria2c && run "aria2c -x 8 -s 8 -k 1M" split "$urls" 1 \
+c_old() { run "$old_name" "$s" "$urls" "$count" "$old" -q -j "$j" -i "$urls"; }
+c_aria2c() {
+	run aria2c "$s" "$urls" "$count" \
+		aria2c -q -j "$j" -x 1 -s 1 -i "$urls" \
+		--file-allocation=none --auto-file-renaming=false \
+		--allow-overwrite=true --summary-interval=0 \
+		--console-log-level=error
+}
+c_curl_parallel() {
+	run "curl --parallel" "$s" "$urls" "$count" \
+		curl -s -f --parallel --parallel-immediate \
+		--parallel-max "$j" -K "$work/$s.cfg"
+}
+c_wget2() {
+	run wget2 "$s" "$urls" "$count" \
+		wget2 -q --max-threads="$j" --no-robots -i "$urls" \
+		--no-hsts --no-netrc
+}
+c_four_curls() {
+	run "4 curl -K" "$s" "$urls" "$count" four_curls "$work/$s.part."
+}
+c_curl_one() {
+	run "curl -K, 1 connection" "$s" "$urls" "$count" \
+		curl -s -f -K "$work/$s.cfg"
+}
+c_xargs() {
+	run "xargs -P $j curl" "$s" "$work/$s.xargs" "$n" \
+		xargs -P "$j" -n 1 curl -s -f -O <"$work/$s.xargs"
+}
+c_split8() { run "mpget -x 8 -s 8" split "$urls" 1 "$mpget" -q -x 8 -s 8 "$u"; }
+c_split_aria2c() {
+	run "aria2c -x 8 -s 8 -k 1M" split "$urls" 1 \
 		aria2c -q -x 8 -s 8 -k 1M --allow-overwrite=true \
 		--file-allocation=none --console-log-level=error "$u"
-	run "mpget -x 1 -s 1" split "$urls" 1 "$mpget" -q -x 1 -s 1 "$u"
+}
+c_split1() { run "mpget -x 1 -s 1" split "$urls" 1 "$mpget" -q -x 1 -s 1 "$u"; }
+
+rotate() { # ROUND CONTENDER...: run them all, starting ROUND places in
+	local round=$1 k
+	shift
+	for ((k = 0; k < $#; k++)); do
+		local c=$(( (round + k) % $# + 1 ))
+		"${!c}"
+	done
+}
+
+batch() { # NAME CONNS COUNT ROUND: one round of the batch scenarios
+	local s=$1 j=$2 count=$3 out=$work/out urls=$work/$1.urls n=$3
+	local cs=(c_mpget c_mpget_nofsync)
+	[ -n "$old" ] && cs+=(c_old)
+	have aria2c && cs+=(c_aria2c)
+	have curl && cs+=(c_curl_parallel)
+	have wget2 && cs+=(c_wget2)
+	if have curl; then
+		curl_cfg "$urls" "$out" >"$work/$s.cfg"
+		rm -f "$work/$s.part."*
+		split_cfg "$urls" "$out" 4 "$work/$s.part."
+		[ "$s" = small ] && [ "$nxargs" -lt "$n" ] && n=$nxargs
+		head -n "$n" "$urls" >"$work/$s.xargs"
+		cs+=(c_four_curls c_curl_one c_xargs)
+	fi
+	rotate "$4" "${cs[@]}"
+}
+
+splitting() { # ROUND: one round of the split scenario
+	local urls=$work/split.urls u
+	u=$(cat "$urls")
+	local cs=(c_split8)
+	have aria2c && cs+=(c_split_aria2c)
+	cs+=(c_split1)
+	rotate "$1" "${cs[@]}"
 }
 
 ratio() { # SCENARIO OURS PEER [headline]: the ratio of the medians
@@ -299,13 +330,13 @@ echo
 echo "| scenario | implementation | median | min | max | unit | runs |"
 echo "| --- | --- | ---: | ---: | ---: | --- | ---: |"
 if want small; then
-	for _ in $(seq "$reps_small"); do batch small 8 "$nfiles"; done
+	for r in $(seq 0 $((reps_small - 1))); do batch small 8 "$nfiles" "$r"; done
 fi
 if want large; then
-	for _ in $(seq "$reps_big"); do batch large 4 4; done
+	for r in $(seq 0 $((reps_big - 1))); do batch large 4 4 "$r"; done
 fi
 if want split; then
-	for _ in $(seq "$reps_big"); do splitting; done
+	for r in $(seq 0 $((reps_big - 1))); do splitting "$r"; done
 fi
 table
 for s in small large; do
