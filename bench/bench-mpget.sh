@@ -20,8 +20,9 @@
 #          aria2c -x 8 -s 8 -k 1M and mpget on one connection, 3 runs.
 # mpget's default fsyncs every file before its rename and its folder
 # after (a file under its name survives a power cut whole); the peers do
-# not, so mpget also runs with --no-fsync, the same work as theirs.  On the tmpfs used here a sync is cheap; on a disk it is not
-# (mpget(1), --no-fsync).
+# not, so mpget also runs with --no-fsync, the same work as theirs.  On
+# the tmpfs used here a sync is cheap; on a disk it is not (mpget(1),
+# --no-fsync).
 # MPGET_BENCH_OLD=PATH adds another mpget build (e.g. an older commit) to
 # the small and large scenarios, named MPGET_BENCH_OLD_NAME.
 # MPGET_BENCH_DIR picks where files go (default: a tmpfs when there is
@@ -220,7 +221,7 @@ four_curls() { # CFGPREFIX
 }
 
 # The contenders of one round, a function each; they see the locals of
-# batch and splitting (s, j, count, urls, out, n).  Each round starts one
+# batch (s, j, count, urls, n) and splitting (urls, u).  Each round starts one
 # further down the list, as bench.h's bench_interleave does, so that no
 # contender always runs first, just after the last one's files are gone.
 c_mpget() { run mpget "$s" "$urls" "$count" "$mpget" -q -j "$j" -i "$urls"; }
