@@ -37,7 +37,7 @@
 #include "nt-copy.h"
 
 #define QUEUE_MAGIC 0x51554555u /* "QUEU" */
-#define QUEUE_LAYOUT 4
+#define QUEUE_LAYOUT 5
 #define F_JOINABLE 1u
 
 #define TID ((uint64_t)MP__ID_TID) /* nonzero in every held word */
@@ -85,7 +85,9 @@ struct side {
 	_Atomic uint64_t cpu; /* 1 + the CPU of the last holder; 0 unknown */
 	_Atomic uint64_t cache; /* the other side's pos, as last read */
 	_Atomic uint64_t count; /* messages put / got */
-	char pad2[MP__CACHELINE - 32];
+	_Atomic uint32_t spins; /* this side's spin before a sleep (SPINS+) */
+	uint32_t pad1;
+	char pad2[MP__CACHELINE - 40];
 	/* tail for producers, head for consumers: the one field the other
 	 * side reads, on its own line so that its polling does not steal
 	 * the lock word's line between our lock and unlock. */

@@ -10,6 +10,7 @@
 #include <sched.h>
 
 #include "queue-lock.h"
+#include "queue-wait.h"
 
 void mp__queue_recover(struct side *sd, uint64_t seen)
 {
@@ -84,12 +85,14 @@ int mp__queue_lock_slow(struct side *sd, uint64_t me, bool closed_fails,
 	}
 }
 
-int mp__queue_wait_peer(struct side *other, _Atomic uint32_t *event,
-			uint32_t ev, struct wait *w)
+int mp__queue_wait_peer(struct side *me, struct side *other,
+			_Atomic uint32_t *event, uint32_t ev, struct wait *w)
 {
 	mp__deadline slice = mp__deadline_min_slice(deadline_of(w), SLICE_NS);
+	int64_t t0 = mp__now_ns();
 	int r = mp__futex_wait(event, ev, slice);
 
+	learn_wait(me, mp__now_ns() - t0);
 	if (r != -ETIMEDOUT)
 		return 0;
 	if (expired(w))

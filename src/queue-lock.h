@@ -73,10 +73,11 @@ int mp__queue_lock_slow(struct side *sd, uint64_t me, bool closed_fails,
 void mp__queue_recover(struct side *sd, uint64_t seen);
 
 /* Sleep on `event` until the other side (whose word is `other`) unlocks,
- * having set PEER there.  Return: 0 woken or slice over (retry),
+ * having set PEER there, and learn from how long that took (`me`'s spin
+ * budget, queue-wait.h).  Return: 0 woken or slice over (retry),
  * -ETIMEDOUT. */
-int mp__queue_wait_peer(struct side *other, _Atomic uint32_t *event,
-			uint32_t ev, struct wait *w);
+int mp__queue_wait_peer(struct side *me, struct side *other,
+			_Atomic uint32_t *event, uint32_t ev, struct wait *w);
 
 static inline int lock_side(struct side *sd, bool closed_fails,
 			    struct wait *w)

@@ -109,6 +109,18 @@
  * streamed ones send both sides to memory.  Interleaved runs, 4 KiB, one
  * side per CPU: streamed 1.2-2.0 M msg/s, ordinary 1.0-6.7 (median 5);
  * compact laps still stream (NT_MIN in queue-layout.h).
+ *
+ * The slow runs that remained on two CPUs were of two kinds (2026-12-03,
+ * later; a harness sampling each side's rate and CPU every 1/40 of a
+ * run).  Some held one rate for the whole run with few sleeps, or changed
+ * it in mid-run with no change of CPU or lap (4 KiB: 0.5-1.2, 2 or 6-8
+ * M msg/s in phases of tens of ms): the host's.  The others slept, each
+ * side once per lap of the ring: a convoy (learn_wait in queue-wait.h),
+ * which the spin that learns from the last sleeps ends.  Interleaved
+ * A/B, 25-30 runs each, the sleeps of a run (both sides): 4 KiB median
+ * 57-66 -> 11-14, worst 394-1,256 -> 28-219; 64 B 19 -> 9, worst 343 ->
+ * 26.  The rates of those sets moved with the host more than with the
+ * change (medians alike, 64 B worst 16.9 -> 26.5 M msg/s).
  */
 #include <errno.h>
 #include <sched.h>
@@ -345,9 +357,9 @@ int mp_queue_put(mp_queue *q, const void *msg, size_t len, double timeout_s)
 		/* Full: spin a little while the consumers drain, unless
 		 * the consumer waits for our CPU. */
 		bool near = peer_here(&s->cons, here);
-		int spins = timeout_s == 0 || near ? 0 : SPINS;
+		int spins = timeout_s == 0 || near ? 0 : spin_budget(&s->prod);
 		for (int i = 0; i < spins; i++) {
-			__builtin_ia32_pause();
+			spin_step(i, spins);
 			head = atomic_load_explicit(&s->cons.pos,
 						    memory_order_relaxed);
 			if (tail - head + cost <= s->limit) {
@@ -377,7 +389,8 @@ int mp_queue_put(mp_queue *q, const void *msg, size_t len, double timeout_s)
 			continue;
 		if (closed(s))
 			return MP_ECLOSED;
-		r = mp__queue_wait_peer(&s->cons, &s->space_event, ev, &w);
+		r = mp__queue_wait_peer(&s->prod, &s->cons, &s->space_event,
+					ev, &w);
 		if (r < 0)
 			return r;
 	}
@@ -433,11 +446,11 @@ ssize_t mp_queue_get(mp_queue *q, void *buf, size_t cap, double timeout_s)
 		/* Empty: spin a little while the producers fill it, unless
 		 * the producer waits for our CPU. */
 		bool near = peer_here(&s->prod, here);
-		int spins = timeout_s == 0 || near ? 0 : SPINS;
+		int spins = timeout_s == 0 || near ? 0 : spin_budget(&s->cons);
 		if (spins)
 			MP__FAULT("queue.get.spin");
 		for (int i = 0; i < spins; i++) {
-			__builtin_ia32_pause();
+			spin_step(i, spins);
 			tail = atomic_load_explicit(&s->prod.pos,
 						    memory_order_relaxed);
 			if (tail != head) {
@@ -468,7 +481,8 @@ ssize_t mp_queue_get(mp_queue *q, void *buf, size_t cap, double timeout_s)
 			return MP_ECLOSED;
 		if (expired(&w))
 			return -ETIMEDOUT;
-		r = mp__queue_wait_peer(&s->prod, &s->data_event, ev, &w);
+		r = mp__queue_wait_peer(&s->cons, &s->prod, &s->data_event,
+					ev, &w);
 		if (r < 0)
 			return r;
 	}
