@@ -120,7 +120,11 @@
  * A/B, 25-30 runs each, the sleeps of a run (both sides): 4 KiB median
  * 57-66 -> 11-14, worst 394-1,256 -> 28-219; 64 B 19 -> 9, worst 343 ->
  * 26.  The rates of those sets moved with the host more than with the
- * change (medians alike, 64 B worst 16.9 -> 26.5 M msg/s).
+ * change (medians alike, 64 B worst 16.9 -> 26.5 M msg/s).  The host's
+ * slow spells at 4 KiB had the ring empty at every sample: the producer's
+ * stores were slow, and the consumer, slipping only 8 KiB (two records),
+ * read and prefetched the lines being written.  A 64 KiB slip took them
+ * from 0.5-1 to about 2 M msg/s (SLIP_BYTES in queue-wait.h).
  */
 #include <errno.h>
 #include <sched.h>
