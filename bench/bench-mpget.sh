@@ -13,7 +13,7 @@
 #          gets only MPGET_BENCH_XARGS files (default 200) and its rate is
 #          extrapolated.
 #   large  4 files of MPGET_BENCH_MB MiB (default 256), 4 connections,
-#          3 runs.
+#          5 runs.
 #   split  one file of MPGET_BENCH_SPLIT_MB MiB (default 256) from a
 #          location nginx limits to MPGET_BENCH_RATE per connection
 #          (default 4m, the WAN case splitting is for): mpget -x 8 -s 8,
@@ -43,14 +43,18 @@ if [ -n "${BENCH_QUICK:-}" ] && [ "${BENCH_QUICK}" != 0 ]; then
 	split_mb=${MPGET_BENCH_SPLIT_MB:-16}
 	nxargs=${MPGET_BENCH_XARGS:-50}
 	reps_small=${BENCH_RUNS:-3}
-	reps_big=${BENCH_RUNS:-3}
+	reps_large=${BENCH_RUNS:-3}
+	reps_split=${BENCH_RUNS:-3}
 else
 	nfiles=${MPGET_BENCH_FILES:-2000}
 	mb=${MPGET_BENCH_MB:-256}
 	split_mb=${MPGET_BENCH_SPLIT_MB:-256}
 	nxargs=${MPGET_BENCH_XARGS:-200}
 	reps_small=${BENCH_RUNS:-5}
-	reps_big=${BENCH_RUNS:-3}
+	# 1 GiB a run swings 2x with the host (0.8-1.8 s for mpget and wget2
+	# alike, alternated by hand): 3 runs could not tell them apart.
+	reps_large=${BENCH_RUNS:-5}
+	reps_split=${BENCH_RUNS:-3}
 fi
 rate=${MPGET_BENCH_RATE:-4m}
 scenarios=${MPGET_BENCH_SCENARIOS:-small large split}
@@ -155,6 +159,9 @@ run() {
 		return
 	fi
 	times[$key]="${times[$key]:-} $(echo "$t1 - $t0" | bc -l)"
+	# MP_BENCH_VERBOSE=1, as for the C benchmarks: each run as it ends.
+	[ -z "${MP_BENCH_VERBOSE:-}" ] ||
+		echo "$key: $(echo "$t1 - $t0" | bc -l) s" >&2
 }
 
 # stats WORK TIMES...: "median min max runs" of the rates WORK / time.
@@ -319,9 +326,9 @@ echo "### mpget: downloads from a local nginx ($(nproc) CPUs shared by server an
 echo
 want small && echo "small: $nfiles files of 16 KiB, 8 connections (xargs:" \
 	"first $nxargs files, rate extrapolated), $reps_small runs."
-want large && echo "large: 4 files of $mb MiB, 4 connections, $reps_big runs."
+want large && echo "large: 4 files of $mb MiB, 4 connections, $reps_large runs."
 want split && echo "split: one file of $split_mb MiB from a location" \
-	"limited to $rate/s per connection, $reps_big runs."
+	"limited to $rate/s per connection, $reps_split runs."
 echo "Every byte of every file is checked; median, min and max of" \
 	"interleaved runs, ratios of medians.  mpget fsyncs each file by" \
 	"default, the peers do not: \`mpget --no-fsync\` is the same work" \
@@ -334,10 +341,10 @@ if want small; then
 	for r in $(seq 0 $((reps_small - 1))); do batch small 8 "$nfiles" "$r"; done
 fi
 if want large; then
-	for r in $(seq 0 $((reps_big - 1))); do batch large 4 4 "$r"; done
+	for r in $(seq 0 $((reps_large - 1))); do batch large 4 4 "$r"; done
 fi
 if want split; then
-	for r in $(seq 0 $((reps_big - 1))); do splitting "$r"; done
+	for r in $(seq 0 $((reps_split - 1))); do splitting "$r"; done
 fi
 table
 for s in small large; do
