@@ -92,7 +92,7 @@ int mp__queue_wait_peer(struct side *me, struct side *other,
 	int64_t t0 = mp__now_ns();
 	int r = mp__futex_wait(event, ev, slice);
 
-	learn_wait(me, mp__now_ns() - t0);
+	learn_wait(me, mp__now_ns() - t0, r == -ETIMEDOUT);
 	if (r != -ETIMEDOUT)
 		return 0;
 	if (expired(w))

@@ -11,6 +11,7 @@
 
 #include "fault.h"
 #include "queue-layout.h"
+#include "queue-lock.h"
 
 /* Publish where this side's holder runs (in its own lock word's line,
  * which it owns anyway). */
@@ -134,14 +135,22 @@ static inline uint64_t room_slip(struct queue_shared *s, uint64_t tail,
  * way, and slept; and so on, a sleep on each side per lap of the ring for
  * the rest of the run (64 B: 18.8 M msg/s with 877 + 462 sleeps against
  * 50-60 with a handful; 4 KiB: 0.5-0.7 M msg/s with 4,000-8,700 against
- * 5-6).  A sleep that ends sooner than SPIN_SHORT_NS would have been a
- * spin of at most that, so the budget doubles (to SPINS_MAX, ~170 us);
- * one that lasts longer than SPIN_LONG_NS waited for a peer that had
- * nothing to give, and halves it (to SPINS): a consumer of a slow
- * producer spins ~5 us again after two or three waits.  Shared by the
- * side's processes, written only on the way to or from a sleep.  (Tried
- * instead: not sleeping while the side we woke had not run yet, spinning
- * for it up to 2 ms.  It left 2-3x more sleeps than learning did.) */
+ * 5-6).  So a side woken sooner than SPIN_SHORT_NS after it went to
+ * sleep doubles its budget (to SPINS_MAX, ~170 us at this host's ~27 ns
+ * a pause): the peer came within what a spin of that length would have
+ * waited.  A sleep that lasted longer than SPIN_LONG_NS, or that timed
+ * out (the caller's deadline, or a slice with nothing), waited for a peer
+ * that had nothing to give, and halves it (to SPINS): a consumer of a
+ * slow producer is back at ~5 us after five such waits.  Spinning for at
+ * most what a sleep costs wastes at most that much CPU per wait (the
+ * classic bound of spin-then-block); a peer that keeps coming just
+ * inside the budget keeps its waiter spinning, as it should.  Shared by
+ * the side's processes, written only on the way to or from a sleep; any
+ * value read is clamped, so a torn or foreign one costs nothing but a
+ * wait's precision.  (spin.h's rule, for the locks, learns from whether a
+ * spin won instead: here the spins that matter are the ones too short to
+ * win.)  (Tried instead: not sleeping while the side we woke had not run
+ * yet, spinning for it up to 2 ms.  It left 2-3x more sleeps.) */
 #define SPINS_MAX (SPINS * 32)
 #define SPIN_SHORT_NS (200 * 1000)
 #define SPIN_LONG_NS (1000 * 1000)
@@ -149,32 +158,41 @@ static inline uint64_t room_slip(struct queue_shared *s, uint64_t tail,
 static inline int spin_budget(struct side *sd)
 {
 	uint32_t b = atomic_load_explicit(&sd->spins, memory_order_relaxed);
-	return b > SPINS ? (int)b : SPINS;
+
+	return b < SPINS ? SPINS : b > SPINS_MAX ? SPINS_MAX : (int)b;
 }
 
-static inline void learn_wait(struct side *sd, int64_t slept_ns)
+static inline void learn_wait(struct side *sd, int64_t slept_ns,
+			      bool timed_out)
 {
 	int b = spin_budget(sd);
 
-	if (slept_ns < SPIN_SHORT_NS && b < SPINS_MAX)
-		b *= 2;
-	else if (slept_ns > SPIN_LONG_NS && b > SPINS)
-		b /= 2;
+	if (!timed_out && slept_ns < SPIN_SHORT_NS && b < SPINS_MAX)
+		b = b * 2 < SPINS_MAX ? b * 2 : SPINS_MAX;
+	else if ((timed_out || slept_ns > SPIN_LONG_NS) && b > SPINS)
+		b = b / 2 > SPINS ? b / 2 : SPINS;
 	else
 		return;
 	atomic_store_explicit(&sd->spins, (uint32_t)b, memory_order_relaxed);
 }
 
-/* One step of a spin of `spins`: a pause, and between every SPINS of
- * them a sched_yield.  The other side's CPU as published may be stale (the
- * scheduler moved it to our CPU, where it waits to run): a long spin
- * would then burn the slice it needs, and a yield lets it run, where with
- * nothing else to run here it costs a system call per ~5 us of spinning. */
-static inline void spin_step(int i, int spins)
+/* One step of a spin of `spins`: a pause, and between every SPINS of them
+ * a look at the caller's deadline (false: it passed, stop spinning) and a
+ * sched_yield.  The other side's CPU as published may be stale (the
+ * scheduler moved it to our CPU, where it waits to run): a long spin would
+ * then burn the slice it needs, and a yield lets it run, where with
+ * nothing else to run here it costs a system call per ~5 us of spinning.
+ * A timeout thus starts counting at most SPINS pauses late, and ends at
+ * most one yield late. */
+static inline bool spin_step(int i, int spins, struct wait *w)
 {
 	__builtin_ia32_pause();
-	if (i % SPINS == SPINS - 1 && i + 1 < spins)
-		sched_yield();
+	if (i % SPINS != SPINS - 1 || i + 1 >= spins)
+		return true;
+	if (expired(w))
+		return false;
+	sched_yield();
+	return true;
 }
 
 #endif

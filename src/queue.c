@@ -14,7 +14,8 @@
  *    no futex call at all.  Each side publishes the CPU it ran on
  *    (side.cpu, in its own line, rseq-cheap), and a waiter whose peer
  *    last ran on its own CPU skips the spin and yields at once; one whose
- *    peer is on another CPU spins and does not yield (that helps nobody).
+ *    peer is on another CPU spins, yielding only between long stretches
+ *    of it (spin_step in queue-wait.h).
  *    This mode is fast (64 B: 17 M msg/s, 4 KiB: 2.5 M msg/s).
  *  - One per CPU, futex calls are rare (0.0003 a message) and context
  *    switches too (10-300 a run of 1 M messages): no wake-up per message,
@@ -29,7 +30,8 @@
  *    msg/s at 64 B, two CPUs, when quiet.
  *
  * What changed (2026-12-02):
- *  - slip() (queue-wait.h) waits for the producer to get 8 KiB ahead,
+ *  - slip() (queue-wait.h) waits for the producer to get 8 KiB ahead (64
+ *    KiB since 2026-12-03, below),
  *    looking at the tail 4 pauses in, then every 32 pauses, at most 16
  *    times: 0.05-0.06 moved tails a message (15x fewer), 64 B two CPUs
  *    8.0-8.4 -> 17.6-19.0 M msg/s in interleaved quiet runs (the spinning
@@ -358,12 +360,13 @@ int mp_queue_put(mp_queue *q, const void *msg, size_t len, double timeout_s)
 			return 0;
 		}
 		unlock_side(&s->prod, &s->data_event);
-		/* Full: spin a little while the consumers drain, unless
-		 * the consumer waits for our CPU. */
+		/* Full: spin while the consumers drain (for the producers'
+		 * learnt budget), unless the consumer waits for our CPU. */
 		bool near = peer_here(&s->cons, here);
 		int spins = timeout_s == 0 || near ? 0 : spin_budget(&s->prod);
 		for (int i = 0; i < spins; i++) {
-			spin_step(i, spins);
+			if (!spin_step(i, spins, &w))
+				break;
 			head = atomic_load_explicit(&s->cons.pos,
 						    memory_order_relaxed);
 			if (tail - head + cost <= s->limit) {
@@ -447,14 +450,16 @@ ssize_t mp_queue_get(mp_queue *q, void *buf, size_t cap, double timeout_s)
 			return (ssize_t)len;
 		}
 		unlock_side(&s->cons, &s->space_event);
-		/* Empty: spin a little while the producers fill it, unless
-		 * the producer waits for our CPU. */
+		/* Empty: spin while the producers fill it (for the
+		 * consumers' learnt budget), unless the producer waits for
+		 * our CPU. */
 		bool near = peer_here(&s->prod, here);
 		int spins = timeout_s == 0 || near ? 0 : spin_budget(&s->cons);
 		if (spins)
 			MP__FAULT("queue.get.spin");
 		for (int i = 0; i < spins; i++) {
-			spin_step(i, spins);
+			if (!spin_step(i, spins, &w))
+				break;
 			tail = atomic_load_explicit(&s->prod.pos,
 						    memory_order_relaxed);
 			if (tail != head) {
