@@ -86,8 +86,7 @@ struct side {
 	_Atomic uint64_t cache; /* the other side's pos, as last read */
 	_Atomic uint64_t count; /* messages put / got */
 	_Atomic uint32_t spins; /* this side's spin before a sleep (SPINS+) */
-	uint32_t pad1;
-	char pad2[MP__CACHELINE - 40];
+	char pad2[MP__CACHELINE - 36];
 	/* tail for producers, head for consumers: the one field the other
 	 * side reads, on its own line so that its polling does not steal
 	 * the lock word's line between our lock and unlock. */

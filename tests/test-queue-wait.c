@@ -4,8 +4,6 @@
  * value is clamped, each side learns for itself, and a queue whose budget
  * grew still wakes its sleeper. */
 #include <errno.h>
-#include <sched.h>
-#include <stdio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -97,18 +95,6 @@ TEST(each_side_learns_its_own)
 	mp_queue_free(q);
 }
 
-static char proc_state(pid_t pid)
-{
-	char path[64], line[512];
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return '?';
-	char *p = fgets(line, sizeof(line), f) ? strrchr(line, ')') : NULL;
-	fclose(f);
-	return p && p[1] == ' ' ? p[2] : '?';
-}
-
 /* A consumer at the longest spin that went on to sleep is woken by a
  * put: the longer spin does not change the hand-off to a sleeper. */
 TEST(grown_budget_still_wakes)
@@ -126,8 +112,7 @@ TEST(grown_budget_still_wakes)
 		_exit(n == 4 && !memcmp(buf, "ping", 4) ? 0 : 1);
 	}
 	/* Asleep in the kernel: past its spin and yields (a yield is 'R'). */
-	while (proc_state(pid) != 'S')
-		sched_yield();
+	test_wait_asleep(pid);
 	ASSERT_OK(mp_queue_put(q, "ping", 4, MP_FOREVER));
 	int st;
 	ASSERT_EQ(waitpid(pid, &st, 0), pid);
