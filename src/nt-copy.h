@@ -52,12 +52,18 @@ static inline void mp__nt_fence(void)
 #endif
 }
 
-/* Copy len bytes to dst, exactly: the 16-aligned middle in streaming
- * 64-byte blocks, the ends with ordinary stores. */
+/* Copy len bytes to dst, exactly: the whole lines in between streamed,
+ * the partial lines at either end with ordinary stores.  Streaming only
+ * whole, aligned lines matters: a line written partly by streaming
+ * stores and partly by ordinary ones, or streamed in pieces that straddle
+ * two lines, leaves the write-combining buffers before it is whole.  A
+ * queue's 4 KiB records (8 bytes past a line's start, then 16, ...),
+ * one side per CPU: streamed from 16-aligned addresses 1.9-2.2 M msg/s,
+ * whole lines 2.8-3.5, interleaved. */
 static inline void mp__nt_copy(uint8_t *dst, const uint8_t *src, size_t len)
 {
 #if defined(__x86_64__)
-	size_t head = (16 - ((uintptr_t)dst & 15)) & 15;
+	size_t head = (64 - ((uintptr_t)dst & 63)) & 63;
 
 	if (len < 64 + head) {
 		memcpy(dst, src, len);
@@ -85,7 +91,8 @@ static inline void mp__nt_copy(uint8_t *dst, const uint8_t *src, size_t len)
 
 /* Copy len bytes to an 8-aligned dst in whole streamed words: writes
  * (len + 7) & ~7 bytes, the last word padded with zeros.  Never reads
- * past src + len. */
+ * past src + len.  Every store streams, also in the partial lines at the
+ * ends, which the items before and after stream too. */
 static inline void mp__nt_copy_words(uint8_t *dst, const uint8_t *src,
 				     size_t len)
 {
@@ -96,8 +103,12 @@ static inline void mp__nt_copy_words(uint8_t *dst, const uint8_t *src,
 		mp__nt_store8(dst, w);
 		return;
 	}
-	if (len >= 256) { /* long: 16-byte streams beat words */
-		size_t body = len & ~(size_t)7;
+	if (len >= 256) { /* long: whole lines beat words */
+		for (; (uintptr_t)dst & 63; dst += 8, src += 8, len -= 8) {
+			memcpy(&w, src, 8);
+			mp__nt_store8(dst, w);
+		}
+		size_t body = len & ~(size_t)63;
 		mp__nt_copy(dst, src, body);
 		dst += body;
 		src += body;

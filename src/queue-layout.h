@@ -37,7 +37,7 @@
 #include "nt-copy.h"
 
 #define QUEUE_MAGIC 0x51554555u /* "QUEU" */
-#define QUEUE_LAYOUT 5
+#define QUEUE_LAYOUT 6
 #define F_JOINABLE 1u
 
 #define TID ((uint64_t)MP__ID_TID) /* nonzero in every held word */
@@ -86,7 +86,11 @@ struct side {
 	_Atomic uint64_t cache; /* the other side's pos, as last read */
 	_Atomic uint64_t count; /* messages put / got */
 	_Atomic uint32_t spins; /* this side's spin before a sleep (SPINS+) */
-	char pad2[MP__CACHELINE - 36];
+	/* Producers only: the wide laps' stores (queue-stores.h). */
+	_Atomic uint32_t stores; /* STREAM, the phase, windows counted */
+	_Atomic uint64_t stores_ns; /* when the window began; 0 none */
+	_Atomic uint32_t stores_rate[2]; /* MB/s: ordinary, streamed */
+	char pad2[MP__CACHELINE - 56];
 	/* tail for producers, head for consumers: the one field the other
 	 * side reads, on its own line so that its polling does not steal
 	 * the lock word's line between our lock and unlock. */
@@ -154,14 +158,9 @@ static inline bool valid(struct queue_shared *s)
  * stream from memory: 4 KiB, one side per CPU, 0.84 -> 1.3 M msg/s.
  *  - Not when both run on one CPU: there the lines are best left in the
  *    cache they share (2.6 -> 1.1 M msg/s with streaming).
- *  - Not in a wide lap: its lines have left the consumer's L2 for the
- *    shared L3 by the time they come round, an ordinary store takes them
- *    from there cheaply, and the consumer then reads them from the
- *    producer's cache instead of from memory.  4 KiB, one side per CPU,
- *    interleaved runs: 1.0-6.7 M msg/s (median 5) ordinary, 1.2-2.0
- *    streamed.  (Timing laps both ways and keeping the faster lost to
- *    plain stores every time: a streamed lap leaves the next one's lines
- *    in memory, so each trial slowed the lap after it.) */
+ *  - In a wide lap, its lines have left the consumer's L2 by the time
+ *    they come round, and which way is faster depends on the host: the
+ *    producers measure it (queue-stores.h). */
 #define NT_MIN 1024u
 
 static inline void copy_piece(uint8_t *dst, const void *src, size_t len,

@@ -105,8 +105,9 @@
  * one CPU (64 B and 4 KiB) and 4 KiB on two CPUs unchanged.
  *
  * With the wide lap, streaming 4 KiB records past the caches became the
- * slow way (2026-12-03): the lines of a wide lap come round from the
- * shared L3, not from the consumer's L2, so ordinary stores are cheap and
+ * slow way (2026-12-03, with the streamed copy of then, see below): the
+ * lines of a wide lap come round from the shared L3, not from the
+ * consumer's L2, so ordinary stores are cheap and
  * leave the lines in the producer's cache for the consumer to take, where
  * streamed ones send both sides to memory.  Interleaved runs, 4 KiB, one
  * side per CPU: streamed 1.2-2.0 M msg/s, ordinary 1.0-6.7 (median 5);
@@ -127,12 +128,26 @@
  * stores were slow, and the consumer, slipping only 8 KiB (two records),
  * read and prefetched the lines being written.  A 64 KiB slip took them
  * from 0.5-1 to about 2 M msg/s (SLIP_BYTES in queue-wait.h).
+ *
+ * The host's modes at 4 KiB, and the stores that follow them (2026-12-07).
+ * A ring with our copies alone, interleaved runs, one side per CPU:
+ * ordinary stores moved 9-10.7 M msg/s in some runs, 2.5-3 in others and
+ * 0.65-1.6 in the worst, the mode changing from second to second; the
+ * streamed copy of 2026-12-03 wrote 64-byte pieces from 16-aligned
+ * addresses, which straddle lines (1.9-2.2), and streaming whole lines
+ * held 2.6-3.6 in every mode (nt-copy.h).  So in a wide lap the producers
+ * time each lap and write long records the way whose last laps were
+ * faster, trying the other every 32 laps (queue-stores.h).  bench-queue,
+ * 30 interleaved runs each: 4 KiB 1 -> 1 unpinned 3.28 (2.08-5.99) ->
+ * 5.87 (3.79-6.36) M msg/s; pinned one per CPU 0.49 (0.47-3.95) -> 1.19
+ * (1.14-6.57); one CPU and 64 B unchanged.
  */
 #include <errno.h>
 #include <sched.h>
 #include <stdlib.h>
 
 #include "queue-lock.h"
+#include "queue-stores.h"
 #include "queue-wait.h"
 #include "spin.h"
 
@@ -295,14 +310,6 @@ static void relap(struct queue_shared *s, uint64_t tail, uint64_t head,
 			      memory_order_relaxed);
 }
 
-/* Whether a put streams its record past the caches (see NT_MIN). */
-static inline bool stream_for(struct queue_shared *s, uint64_t mask,
-			      size_t len, uint64_t here)
-{
-	return len >= NT_MIN && mask + 1 == s->limit &&
-	       peer_far(&s->cons, here);
-}
-
 static inline bool closed(struct queue_shared *s)
 {
 	return atomic_load_explicit(&s->prod.word, memory_order_acquire) &
@@ -356,6 +363,7 @@ int mp_queue_put(mp_queue *q, const void *msg, size_t len, double timeout_s)
 			atomic_store_explicit(&s->prod.count, n + 1,
 					      memory_order_relaxed);
 			note_cpu(&s->prod, here);
+			count_window(s, tail, cost);
 			unlock_side(&s->prod, &s->data_event);
 			return 0;
 		}
