@@ -9,9 +9,10 @@
  * Layout (struct queue_shared, then the ring):
  *   line 0  constants: magic, ring size R (a power of two), ring offset,
  *           limit; the lap word, which changes rarely
- *   line 1  producer side: pword, head_cache, nput
+ *   line 1  producer side (struct side): its lock word, its CPU, the
+ *           head as last read, the puts, its spin; the stores' chooser
  *   line 2  tail (alone: consumers poll it)
- *   line 3  consumer side: cword, tail_cache, nget
+ *   line 3  consumer side: the same, the tail as last read, the gets
  *   line 4  head (alone: producers poll it)
  *   line 5  data_event, space_event, unfinished (joinable)
  *   ring    R bytes (the span); head and tail are byte counts that only

@@ -21,23 +21,27 @@
  * interleaved runs each, and followed the host into either mode.
  *
  * The rule.  A window is one lap of the span (its bytes of records): the
- * producer that ends one times it (window_end, about once a millisecond
- * at full speed, a clock read) and keeps a rate for each way, the mean of
- * the last and the one before.  It writes the faster way and, every
- * STORES_TRIAL windows, tries the other for two windows, of which only the
- * second counts: a window's stores find the lines where the lap before
- * left them (streamed ones in memory, ordinary ones in the caches), so the
- * first window after a change measures the change and not the way.  For
- * the same reason the window after a trial that lost is not counted
- * either.  A trial costs 2 windows in STORES_TRIAL + 3 of the slower way
- * (the two trial windows and the one back), about 6% in a steady host.
- * Windows of a compact lap, or longer than STORES_IDLE_NS (a producer that
- * paused), are not counted and change nothing.
+ * producer that ends one times it (window_end: a clock read every 0.3-3
+ * ms at 4 KiB) and keeps a rate for each way.  It writes the faster way
+ * and, every STORES_TRIAL windows, tries the other for two windows, of
+ * which only the second counts: a window's stores find the lines where
+ * the lap before left them (streamed ones in memory, ordinary ones in the
+ * caches), so the first window after a change measures the change and not
+ * the way.  For the same reason the window after a trial that lost is not
+ * counted either.  The steady way's rate is a running mean (each window
+ * weighs half); a trial's is its one window, measured now.  A trial costs
+ * 2 windows of STORES_TRIAL + 3 the other way, about 6% where that way is
+ * much slower.  Only windows with a long record for a consumer elsewhere
+ * count (STORES_SEEN; a queue of short messages reads no clock), in a
+ * wide lap, and no longer than STORES_IDLE_NS (a producer that paused):
+ * the others change nothing.
  *
  * Only the producer holding the producers' lock reads or writes these
- * fields, so a stale or foreign value (a producer that died mid-window)
- * costs at most a wrong choice until the next trial: every value read is
- * used only as a rate or masked to its phase.
+ * fields.  A stale or foreign value (a producer that died mid-window)
+ * costs at most wrong choices until the next trial has ended: the steady
+ * rate halves towards the truth at each of the STORES_TRIAL windows
+ * before it (from UINT32_MAX in 32), the trial's is replaced, and every
+ * other value is masked to a phase.
  */
 #include <stdint.h>
 
@@ -51,7 +55,8 @@
 #define STORES_TRY_FIRST 2u /* the other way, not counted */
 #define STORES_TRY 4u /* the other way, counted, then decided */
 #define STORES_BACK 6u /* back from a trial that lost, not counted */
-#define STORES_COUNT 8u /* the counted windows, above the phase */
+#define STORES_SEEN 8u /* the window had a long record for elsewhere */
+#define STORES_COUNT 16u /* the counted windows, above the flags */
 #define STORES_TRIAL 32
 #define STORES_IDLE_NS (100 * 1000000)
 
@@ -64,7 +69,7 @@ static inline bool stores_stream(uint32_t st)
 	return ((st & STORES_STREAM) != 0) != trying;
 }
 
-/* The state after a counted window that moved at `rate` MB/s: rate[] is
+/* The state after a counted window that moved r MB/s: rate[] is
  * updated in place.  Pure, for the tests. */
 static inline uint32_t stores_next(uint32_t st, uint32_t rate[2],
 				   uint32_t r)
@@ -76,8 +81,8 @@ static inline uint32_t stores_next(uint32_t st, uint32_t rate[2],
 		return (st & ~STORES_PHASE) | STORES_TRY;
 	if (phase == STORES_BACK)
 		return st & ~STORES_PHASE;
-	rate[way] = rate[way] ? (uint32_t)(((uint64_t)rate[way] + r) / 2) : r;
 	if (phase == STORES_TRY) {
+		rate[way] = r;
 		st &= ~STORES_PHASE;
 		/* The trial won: its way is steady from here, and the next
 		 * window finds its lines where it wants them. */
@@ -85,6 +90,7 @@ static inline uint32_t stores_next(uint32_t st, uint32_t rate[2],
 			return (st & ~STORES_STREAM) | way;
 		return st | STORES_BACK;
 	}
+	rate[way] = rate[way] ? (uint32_t)(((uint64_t)rate[way] + r) / 2) : r;
 	st += STORES_COUNT;
 	if ((st / STORES_COUNT) % STORES_TRIAL == 0)
 		st |= STORES_TRY_FIRST;
@@ -92,11 +98,19 @@ static inline uint32_t stores_next(uint32_t st, uint32_t rate[2],
 }
 
 /* At the put whose record crosses a multiple of the span: end the window
- * that began at the last one.  Rare (once a wide lap), so out of line. */
+ * that began at the last one.  Once a lap, so out of line. */
 __attribute__((noinline, cold, unused)) static void
 window_end(struct queue_shared *s)
 {
 	struct side *p = &s->prod;
+	uint32_t st = atomic_load_explicit(&p->stores, memory_order_relaxed);
+
+	if (!(st & STORES_SEEN)) { /* the next window with one only starts */
+		atomic_store_explicit(&p->stores_ns, 0, memory_order_relaxed);
+		return;
+	}
+	st &= ~STORES_SEEN;
+	atomic_store_explicit(&p->stores, st, memory_order_relaxed);
 	uint64_t now = (uint64_t)mp__now_ns();
 	uint64_t began = atomic_exchange_explicit(&p->stores_ns, now,
 						  memory_order_relaxed);
@@ -110,7 +124,6 @@ window_end(struct queue_shared *s)
 		atomic_load_explicit(&p->stores_rate[0], memory_order_relaxed),
 		atomic_load_explicit(&p->stores_rate[1], memory_order_relaxed),
 	};
-	uint32_t st = atomic_load_explicit(&p->stores, memory_order_relaxed);
 
 	st = stores_next(st, rate, mbs > UINT32_MAX ? UINT32_MAX
 						    : (uint32_t)mbs);
@@ -121,15 +134,21 @@ window_end(struct queue_shared *s)
 	atomic_store_explicit(&p->stores, st, memory_order_relaxed);
 }
 
-/* Whether a put of len bytes at a lap of mask + 1 bytes streams. */
+/* Whether a put of len bytes at a lap of mask + 1 bytes streams; one of a
+ * long record for elsewhere in a wide lap marks its window as seen. */
 static inline bool stream_for(struct queue_shared *s, uint64_t mask,
 			      size_t len, uint64_t here)
 {
 	if (len < NT_MIN || !peer_far(&s->cons, here))
 		return false;
-	return mask + 1 == s->limit ||
-	       stores_stream(atomic_load_explicit(&s->prod.stores,
-						  memory_order_relaxed));
+	if (mask + 1 == s->limit)
+		return true;
+	uint32_t st = atomic_load_explicit(&s->prod.stores,
+					   memory_order_relaxed);
+	if (!(st & STORES_SEEN))
+		atomic_store_explicit(&s->prod.stores, st | STORES_SEEN,
+				      memory_order_relaxed);
+	return stores_stream(st);
 }
 
 /* After a put of the record [tail, tail + cost): a window ends where a
