@@ -50,8 +50,7 @@
 #include "queue-wait.h"
 
 #define STORES_STREAM 1u /* the way of the steady windows: streamed */
-#define STORES_PHASE 6u /* the bits of the phase, below */
-#define STORES_STEADY 0u
+#define STORES_PHASE 6u /* the bits of the phase (0: steady), below */
 #define STORES_TRY_FIRST 2u /* the other way, not counted */
 #define STORES_TRY 4u /* the other way, counted, then decided */
 #define STORES_BACK 6u /* back from a trial that lost, not counted */

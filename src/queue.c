@@ -107,9 +107,9 @@
  * With the wide lap, streaming 4 KiB records past the caches became the
  * slow way (2026-12-03, with the streamed copy of then, see below): the
  * lines of a wide lap come round from the shared L3, not from the
- * consumer's L2, so ordinary stores are cheap and
- * leave the lines in the producer's cache for the consumer to take, where
- * streamed ones send both sides to memory.  Interleaved runs, 4 KiB, one
+ * consumer's L2, so ordinary stores are cheap and leave the lines in the
+ * producer's cache for the consumer to take, where streamed ones send
+ * both sides to memory.  Interleaved runs, 4 KiB, one
  * side per CPU: streamed 1.2-2.0 M msg/s, ordinary 1.0-6.7 (median 5);
  * compact laps still stream (NT_MIN in queue-layout.h).
  *

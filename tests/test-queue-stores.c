@@ -93,18 +93,6 @@ TEST(foreign_state_is_harmless)
 	}
 }
 
-/* Pin the caller to the CPU it is on (the tests fake where the consumer
- * runs, and a migration would turn their laps). */
-static void pin_here(cpu_set_t *old)
-{
-	cpu_set_t one;
-
-	ASSERT_EQ(sched_getaffinity(0, sizeof(*old), old), 0);
-	CPU_ZERO(&one);
-	CPU_SET(sched_getcpu(), &one);
-	ASSERT_EQ(sched_setaffinity(0, sizeof(one), &one), 0);
-}
-
 static uint8_t in[5000], out[5000];
 
 /* One put and one get of a 4000-byte record, the consumer faked to be
@@ -130,7 +118,7 @@ static int move_one(mp_queue *q, bool far)
 TEST(queue_counts_wide_laps)
 {
 	cpu_set_t old;
-	pin_here(&old);
+	test_pin_here(&old);
 	mp_queue *q = mp_queue_new(64 << 10);
 	ASSERT_NOT_NULL(q);
 	struct queue_shared *s = shared(q);
@@ -241,7 +229,7 @@ static uint32_t check(const uint8_t *m, ssize_t n)
 TEST(either_way_keeps_every_byte)
 {
 	cpu_set_t old;
-	pin_here(&old);
+	test_pin_here(&old);
 	mp_queue *q = mp_queue_new(64 << 10);
 	ASSERT_NOT_NULL(q);
 	struct queue_shared *s = shared(q);

@@ -575,11 +575,8 @@ TEST(queue_lone_message_delivered)
  * one); the test runs on one CPU so that "ours" stays true. */
 TEST(queue_laps_keep_every_message)
 {
-	cpu_set_t old, one;
-	ASSERT_EQ(sched_getaffinity(0, sizeof(old), &old), 0);
-	CPU_ZERO(&one);
-	CPU_SET(sched_getcpu(), &one);
-	ASSERT_EQ(sched_setaffinity(0, sizeof(one), &one), 0);
+	cpu_set_t old;
+	test_pin_here(&old);
 
 	mp_queue *q = mp_queue_new(4096);
 	ASSERT_NOT_NULL(q);

@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -248,6 +249,19 @@ static inline void test_wait_asleep(pid_t pid)
 {
 	while (!test_asleep(pid))
 		usleep(1000);
+}
+
+/* Pin the caller to the CPU it is on, saving its affinity in *old for
+ * sched_setaffinity to restore: for tests that fake where a peer runs,
+ * which a migration would undo. */
+static inline void test_pin_here(cpu_set_t *old)
+{
+	cpu_set_t one;
+
+	ASSERT_EQ(sched_getaffinity(0, sizeof(*old), old), 0);
+	CPU_ZERO(&one);
+	CPU_SET(sched_getcpu(), &one);
+	ASSERT_EQ(sched_setaffinity(0, sizeof(one), &one), 0);
 }
 
 /* Children of this process that are zombies. */
